@@ -1,0 +1,442 @@
+"""Read and validate the math notes under ``corpus/``.
+
+A note is a Markdown file ``corpus/<area>/<slug>.md`` that starts with YAML
+front matter. This module turns each file into a :class:`Note`, and checks the
+rules every note must follow (front matter schema, section layout, balanced
+math delimiters, resolvable links, an executable ``python check`` block).
+
+Everything downstream (chunking, the index, the knowledge graph, fine-tuning
+data) reads notes through :func:`load_corpus`, so a note that breaks the rules
+is reported here once, with its path, instead of failing somewhere deep inside.
+
+Run ``python -m rag.corpus [paths...]`` to validate notes from the shell.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import yaml
+
+AREAS = (
+    "linear_algebra",
+    "calculus",
+    "probability_statistics",
+    "optimization",
+    "information_theory",
+    "classical_ml",
+    "neural_networks",
+    "transformers_genai",
+)
+
+# The H2 sections every note has, in this order (other H2s may sit between).
+REQUIRED_SECTIONS = (
+    "Intuition",
+    "Definition and derivation",
+    "Worked example",
+    "How it is used in ML",
+    "Pitfalls and failure modes",
+    "Numerical check",
+    "See also",
+)
+
+REQUIRED_KEYS = ("title", "area", "tags", "prerequisites", "related_code", "summary")
+OPTIONAL_KEYS = ("aliases",)
+MIN_WORDS, MAX_WORDS = 400, 1500
+# Modules a check block may import: numpy and a few pure-Python helpers.
+CHECK_IMPORTS = {"numpy", "math", "itertools", "functools", "collections", "fractions"}
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
+FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
+LINK_RE = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+
+class NoteError(ValueError):
+    """A note that cannot be read at all; the message names the file."""
+
+
+@dataclass
+class CodeBlock:
+    info: str  # the fence's info string, e.g. "python check"
+    code: str
+    line: int  # 1-based line of the opening fence, counted in the whole file
+
+
+@dataclass
+class Note:
+    slug: str
+    area: str
+    title: str
+    tags: list[str]
+    prerequisites: list[str]
+    related_code: list[str]
+    summary: str
+    aliases: list[str]
+    body: str  # Markdown after the front matter
+    path: Path  # absolute path on disk
+    source: str  # path relative to the repository root, e.g. corpus/calculus/gradient.md
+    body_line: int = 1  # line of the file where the body starts
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def check_blocks(self) -> list[CodeBlock]:
+        return [b for b in code_blocks(self.body, self.body_line) if b.info.split()[:2] == ["python", "check"]]
+
+    @property
+    def word_count(self) -> int:
+        return prose_word_count(self.body)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def repo_root() -> Path:
+    """The repository root: the folder that holds ``corpus/``."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_corpus_dir() -> Path:
+    return repo_root() / "corpus"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def parse_note(path: Path, root: Path | None = None) -> Note:
+    """Parse one note file; raise :class:`NoteError` naming the file if it cannot be read."""
+    root = root or repo_root()
+    source = _relative(path, root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise NoteError(f"{source}: not valid UTF-8 text") from None
+    except OSError as exc:
+        raise NoteError(f"{source}: cannot read ({exc.strerror})") from None
+
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise NoteError(f"{source}: missing YAML front matter (the file must start with a '---' line)")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise NoteError(f"{source}: front matter is not closed by a '---' line") from None
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NoteError(f"{source}: invalid YAML in front matter{where}: {problem}") from None
+    if not isinstance(meta, dict):
+        raise NoteError(f"{source}: front matter must be a mapping of keys to values")
+
+    title = meta.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise NoteError(f"{source}: front matter has no 'title'")
+
+    def str_list(key: str) -> list[str]:
+        value = meta.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise NoteError(f"{source}: front matter '{key}' must be a list of strings")
+        return [v.strip() for v in value]
+
+    return Note(
+        slug=path.stem,
+        area=str(meta.get("area") or ""),
+        title=title.strip(),
+        tags=str_list("tags"),
+        prerequisites=str_list("prerequisites"),
+        related_code=str_list("related_code"),
+        summary=str(meta.get("summary") or "").strip(),
+        aliases=str_list("aliases"),
+        body="\n".join(lines[end + 1 :]) + "\n",
+        path=path.resolve(),
+        source=source,
+        body_line=end + 2,
+        meta=meta,
+    )
+
+
+def note_paths(corpus_dir: Path | None = None) -> list[Path]:
+    corpus_dir = corpus_dir or default_corpus_dir()
+    return sorted(p for p in corpus_dir.rglob("*.md") if p.is_file() and p.name.lower() != "readme.md")
+
+
+def load_corpus(corpus_dir: Path | None = None, root: Path | None = None) -> list[Note]:
+    """Parse every note; a note that cannot be parsed is skipped with a warning naming it."""
+    corpus_dir = corpus_dir or default_corpus_dir()
+    root = root or corpus_dir.parent
+    notes = []
+    for path in note_paths(corpus_dir):
+        try:
+            notes.append(parse_note(path, root))
+        except NoteError as exc:
+            warnings.warn(f"skipping note: {exc}", stacklevel=2)
+    return notes
+
+
+# --------------------------------------------------------------------------- Markdown helpers
+
+
+def code_blocks(body: str, first_line: int = 1) -> list[CodeBlock]:
+    """Fenced code blocks of a Markdown text, with their info strings."""
+    blocks, fence, info, start, buf = [], None, "", 0, []
+    for i, line in enumerate(body.splitlines()):
+        m = FENCE_RE.match(line)
+        if fence is None:
+            if m:
+                fence, info, start, buf = m.group(1), m.group(2).strip(), i, []
+        elif m and m.group(1).startswith(fence[0]) and len(m.group(1)) >= len(fence) and not m.group(2).strip():
+            blocks.append(CodeBlock(info=info, code="\n".join(buf) + "\n", line=first_line + start))
+            fence = None
+        else:
+            buf.append(line)
+    return blocks
+
+
+def strip_code(body: str) -> list[tuple[int, str]]:
+    """Lines outside fenced code blocks, numbered from 1, with inline code blanked out."""
+    out, fence = [], None
+    for i, line in enumerate(body.splitlines(), start=1):
+        m = FENCE_RE.match(line)
+        if fence is None and m:
+            fence = m.group(1)
+            continue
+        if fence is not None:
+            if m and m.group(1).startswith(fence[0]) and not m.group(2).strip():
+                fence = None
+            continue
+        out.append((i, re.sub(r"`[^`]*`", "", line)))
+    return out
+
+
+def prose_word_count(body: str) -> int:
+    return sum(len(line.split()) for _, line in strip_code(body))
+
+
+def headings(body: str) -> list[tuple[int, str]]:
+    """(level, text) of every ATX heading outside code blocks."""
+    result = []
+    for _, line in strip_code(body):
+        m = HEADING_RE.match(line)
+        if m:
+            result.append((len(m.group(1)), m.group(2)))
+    return result
+
+
+def math_problems(body: str, first_line: int = 1) -> list[str]:
+    """Unbalanced ``$``/``$$`` delimiters and code fences that cut through display math."""
+    problems = []
+    in_display: int | None = None  # line where the open $$ block started
+    fence: str | None = None
+    paragraph_dollars, paragraph_start = 0, None
+
+    def at(i: int) -> int:  # body line -> file line
+        return first_line + i - 1
+
+    def close_paragraph() -> None:
+        nonlocal paragraph_dollars, paragraph_start
+        if paragraph_dollars % 2:
+            problems.append(f"line {at(paragraph_start)}: unbalanced inline '$' in this paragraph")
+        paragraph_dollars, paragraph_start = 0, None
+
+    for i, line in enumerate(body.splitlines(), start=1):
+        m = FENCE_RE.match(line)
+        if fence is not None:
+            if m and m.group(1).startswith(fence[0]) and not m.group(2).strip():
+                fence = None
+            continue
+        if m:
+            if in_display is not None:
+                problems.append(f"line {at(i)}: code fence inside display math opened at line {at(in_display)}")
+            close_paragraph()
+            fence = m.group(1)
+            continue
+        if not line.strip():
+            if in_display is not None:
+                problems.append(f"line {at(i)}: blank line inside display math opened at line {at(in_display)}")
+            close_paragraph()
+            continue
+        text = re.sub(r"`[^`]*`", "", line).replace("\\$", "")
+        for j, part in enumerate(text.split("$$")):
+            if j > 0:
+                in_display = None if in_display is not None else i
+            if in_display is None:
+                if paragraph_start is None:
+                    paragraph_start = i
+                paragraph_dollars += part.count("$")
+    close_paragraph()
+    if in_display is not None:
+        problems.append(f"line {at(in_display)}: '$$' is never closed")
+    if fence is not None:
+        problems.append("a code fence is never closed")
+    return problems
+
+
+def links(body: str) -> list[str]:
+    """Targets of Markdown links outside code."""
+    return [m.group(2) for _, line in strip_code(body) for m in LINK_RE.finditer(line)]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_imports(code: str) -> list[str]:
+    """Modules imported by a check block that are not allowed (numpy and a few stdlib ones)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        return [f"syntax error at line {exc.lineno}: {exc.msg}"]
+    bad = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        allowed = ", ".join(sorted(CHECK_IMPORTS))
+        bad += [f"imports '{n}' (allowed: {allowed})" for n in names if n.split(".")[0] not in CHECK_IMPORTS]
+    return bad
+
+
+def validate_note(note: Note, root: Path | None = None) -> list[str]:
+    """Every rule a single note breaks, as short messages (empty when the note is fine)."""
+    root = root or repo_root()
+    problems = []
+    meta = note.meta
+    for key in REQUIRED_KEYS:
+        if key not in meta:
+            problems.append(f"front matter is missing '{key}'")
+    for key in meta:
+        if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
+            problems.append(f"front matter has unknown key '{key}'")
+    if not SLUG_RE.match(note.slug):
+        problems.append(f"file name '{note.slug}' is not a snake_case slug")
+    if note.area not in AREAS:
+        problems.append(f"area '{note.area}' is not one of {', '.join(AREAS)}")
+    elif note.path.parent.name != note.area:
+        problems.append(f"area '{note.area}' does not match its folder '{note.path.parent.name}'")
+    if not note.tags:
+        problems.append("'tags' is empty")
+    if not note.summary or "\n" in note.summary or not note.summary.endswith("."):
+        problems.append("'summary' must be one sentence ending with a period")
+    if note.slug in note.prerequisites:
+        problems.append("lists itself as a prerequisite")
+    for rel in note.related_code:
+        if not (root / rel).exists():
+            problems.append(f"related_code path '{rel}' does not exist")
+
+    heads = headings(note.body)
+    h1 = [text for level, text in heads if level == 1]
+    if h1 != [note.title]:
+        problems.append(f"the note must have exactly one H1 heading equal to its title '{note.title}' (found {h1})")
+    h2 = [text for level, text in heads if level == 2]
+    positions = []
+    for name in REQUIRED_SECTIONS:
+        if name not in h2:
+            problems.append(f"missing section '## {name}'")
+        else:
+            positions.append(h2.index(name))
+    if positions != sorted(positions):
+        problems.append(f"sections must appear in this order: {', '.join(REQUIRED_SECTIONS)}")
+
+    words = note.word_count
+    if not MIN_WORDS <= words <= MAX_WORDS:
+        problems.append(f"{words} words of prose; a note has {MIN_WORDS} to {MAX_WORDS}")
+
+    problems += math_problems(note.body, note.body_line)
+
+    for target in links(note.body):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        if not (note.path.parent / target.split("#")[0]).resolve().exists():
+            problems.append(f"link target '{target}' does not exist")
+
+    checks = note.check_blocks
+    if len(checks) != 1:
+        problems.append(f"needs exactly one ```python check block (found {len(checks)})")
+    for block in checks:
+        problems += [f"check block: {p}" for p in check_imports(block.code)]
+        if "assert" not in block.code:
+            problems.append("check block asserts nothing")
+    return problems
+
+
+def corpus_problems(notes: list[Note]) -> list[str]:
+    """Rules that span notes: unique slugs, prerequisites that resolve and form no cycle."""
+    problems = []
+    by_slug: dict[str, Note] = {}
+    for note in notes:
+        if note.slug in by_slug:
+            problems.append(f"{note.source}: slug '{note.slug}' is also used by {by_slug[note.slug].source}")
+        by_slug[note.slug] = note
+    for note in notes:
+        for pre in note.prerequisites:
+            if pre not in by_slug:
+                problems.append(f"{note.source}: prerequisite '{pre}' is not a note")
+    graph = {n.slug: [p for p in n.prerequisites if p in by_slug] for n in notes}
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        problems.append("prerequisites form a cycle: " + " -> ".join(exc.args[1]))
+    return problems
+
+
+def run_check(note: Note, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Execute the note's check block in a fresh Python process."""
+    (block,) = note.check_blocks
+    # Pad with blank lines so tracebacks point at the line number in the note file.
+    code = "\n" * block.line + block.code
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=note.path.parent
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate the given notes (or the whole corpus) and run their checks."""
+    args = argv if argv is not None else sys.argv[1:]
+    paths = [Path(a) for a in args] or note_paths()
+    failed = 0
+    notes = []
+    for path in paths:
+        try:
+            note = parse_note(path)
+        except NoteError as exc:
+            print(f"FAIL {exc}")
+            failed += 1
+            continue
+        notes.append(note)
+        problems = validate_note(note)
+        if len(note.check_blocks) == 1:
+            result = run_check(note)
+            if result.returncode:
+                tail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+                problems.append(f"check block failed: {tail}")
+        status = "FAIL" if problems else "ok  "
+        failed += bool(problems)
+        print(f"{status} {note.source} ({note.word_count} words)")
+        for p in problems:
+            print(f"     - {p}")
+    if not args:
+        for p in corpus_problems(notes):
+            print(f"FAIL {p}")
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

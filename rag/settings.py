@@ -1,0 +1,41 @@
+"""Where things live: the repository, the notes, and the data directory.
+
+Everything the project generates (converted model, indexes, graph, adapters,
+reports, plots) goes under one directory, ``MATHRAG_HOME`` (default
+``.mathrag/`` at the repository root, git-ignored), so deleting it resets the
+project to a fresh clone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _home_from_env() -> Path:
+    value = os.environ.get("MATHRAG_HOME")
+    return Path(value).expanduser().resolve() if value else REPO_ROOT / ".mathrag"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths the project reads from and writes to."""
+
+    home: Path = field(default_factory=_home_from_env)
+    corpus_dir: Path = REPO_ROOT / "corpus"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now (so tests can point ``MATHRAG_HOME`` elsewhere)."""
+    return Settings()

@@ -1,0 +1,140 @@
+"""The validator itself: each rule must catch the mistake it exists for."""
+
+import textwrap
+import warnings
+
+import pytest
+
+from rag.corpus import NoteError, corpus_problems, load_corpus, math_problems, parse_note, run_check, validate_note
+
+GOOD_BODY = """
+# Tiny Note
+
+## Intuition
+{prose}
+
+## Definition and derivation
+The **square** of $x$ is $x^2$, and
+
+$$
+\\frac{{d}}{{dx}} x^2 = 2x
+$$
+
+## Worked example
+At $x = 3$ the slope is $6$.
+
+## How it is used in ML
+Squared errors.
+
+## Pitfalls and failure modes
+None here.
+
+## Numerical check
+Finite differences agree.
+
+```python check
+import numpy as np
+h = 1e-6
+assert abs(((3 + h) ** 2 - (3 - h) ** 2) / (2 * h) - {slope}) < 1e-6
+```
+
+## See also
+- [Other](other.md)
+"""
+
+
+def write_note(folder, slug="tiny", *, title="Tiny Note", slope=6, prereqs="[]", extra_body="", front=None):
+    area = folder / "calculus"
+    area.mkdir(parents=True, exist_ok=True)
+    (area / "other.md").write_text("---\ntitle: Other\n---\n# Other\n", encoding="utf-8")
+    prose = " ".join(["word"] * 420)
+    body = GOOD_BODY.format(prose=prose, slope=slope) + extra_body
+    front = front or textwrap.dedent(f"""\
+        title: {title}
+        area: calculus
+        tags: [demo]
+        prerequisites: {prereqs}
+        related_code: []
+        summary: A tiny note for tests.
+        """)
+    path = area / f"{slug}.md"
+    path.write_text(f"---\n{front}---\n{body}", encoding="utf-8")
+    return path
+
+
+def test_a_good_note_passes(tmp_path):
+    note = parse_note(write_note(tmp_path), root=tmp_path)
+    assert validate_note(note, root=tmp_path) == []
+    assert run_check(note).returncode == 0
+
+
+def test_a_wrong_check_fails(tmp_path):
+    note = parse_note(write_note(tmp_path, slope=7), root=tmp_path)
+    result = run_check(note)
+    assert result.returncode != 0
+    assert "AssertionError" in result.stderr
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = write_note(tmp_path, front="title: [unclosed\narea: calculus\n")
+    with pytest.raises(NoteError, match=r"calculus/tiny\.md: invalid YAML in front matter"):
+        parse_note(path, root=tmp_path)
+
+
+def test_missing_title_names_the_file(tmp_path):
+    path = write_note(tmp_path, front="area: calculus\ntags: [x]\n")
+    with pytest.raises(NoteError, match=r"calculus/tiny\.md: front matter has no 'title'"):
+        parse_note(path, root=tmp_path)
+
+
+def test_missing_front_matter_names_the_file(tmp_path):
+    path = tmp_path / "calculus" / "bare.md"
+    path.parent.mkdir(parents=True)
+    path.write_text("# Just a heading\n", encoding="utf-8")
+    with pytest.raises(NoteError, match=r"calculus/bare\.md: missing YAML front matter"):
+        parse_note(path, root=tmp_path)
+
+
+def test_load_corpus_skips_a_broken_note_and_keeps_the_rest(tmp_path):
+    write_note(tmp_path)
+    write_note(tmp_path, slug="broken", front="title: : :\n  - nope\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        notes = load_corpus(tmp_path, root=tmp_path)
+    assert sorted(n.slug for n in notes) == ["other", "tiny"]
+    assert any("broken.md" in str(w.message) for w in caught)
+
+
+def test_rules_catch_schema_and_layout_mistakes(tmp_path):
+    front = "title: Tiny Note\narea: algebra\ntags: []\nprerequisite: [x]\nsummary: no period\n"
+    note = parse_note(write_note(tmp_path, front=front), root=tmp_path)
+    problems = "\n".join(validate_note(note, root=tmp_path))
+    for expected in ["missing 'prerequisites'", "unknown key 'prerequisite'", "area 'algebra'", "'tags' is empty",
+                     "'summary' must be one sentence"]:
+        assert expected in problems
+
+
+def test_rules_catch_a_wrong_h1_and_a_broken_link(tmp_path):
+    note = parse_note(write_note(tmp_path, title="Another Title", extra_body="\nSee [gone](missing.md).\n"),
+                      root=tmp_path)
+    problems = "\n".join(validate_note(note, root=tmp_path))
+    assert "exactly one H1" in problems
+    assert "link target 'missing.md' does not exist" in problems
+
+
+def test_math_delimiters():
+    assert math_problems("a $x$ and $$y$$ here\n") == []
+    assert math_problems("a $x and more\n") == ["line 1: unbalanced inline '$' in this paragraph"]
+    assert "'$$' is never closed" in math_problems("$$\nx = 1\n")[0]
+    assert "blank line inside display math" in math_problems("$$\nx\n\ny\n$$\n")[0]
+    assert "code fence inside display math" in math_problems("$$\nx\n```python\ny\n```\n$$\n")[0]
+    # Dollars inside code are not math.
+    assert math_problems("`$HOME` is fine\n```bash\necho $PATH\n```\n") == []
+
+
+def test_prerequisite_cycles_and_dangling_names(tmp_path):
+    write_note(tmp_path, slug="a", prereqs="[b]")
+    write_note(tmp_path, slug="b", prereqs="[a, nowhere]")
+    problems = "\n".join(corpus_problems(load_corpus(tmp_path, root=tmp_path)))
+    assert "prerequisite 'nowhere' is not a note" in problems
+    assert "prerequisites form a cycle" in problems

@@ -1,0 +1,78 @@
+"""The shape of the codebase: packages import, imports point one way, no pickle, ruff clean."""
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["from_scratch", "rag", "graphrag", "finetune", "app"]
+# What each package may import from the project (DESIGN.md: app -> graphrag -> rag -> from_scratch, finetune -> rag).
+ALLOWED = {
+    "from_scratch": set(),
+    "rag": {"from_scratch"},
+    "graphrag": {"rag", "from_scratch"},
+    "finetune": {"rag", "from_scratch"},
+    "app": {"rag", "graphrag", "from_scratch"},
+}
+
+
+def modules(package):
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def project_imports(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & set(PACKAGES)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_imports_and_is_documented(package):
+    mod = importlib.import_module(package)
+    assert mod.__doc__ and len(mod.__doc__.strip()) > 40
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_imports_point_one_way(package):
+    for path in modules(package):
+        bad = project_imports(path) - ALLOWED[package] - {package}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}, which {package} may not import"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_module_opens_with_a_docstring(package):
+    for path in modules(package):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), f"{path.relative_to(ROOT)} has no module docstring"
+
+
+def test_nothing_persisted_with_pickle():
+    offenders = []
+    for package in PACKAGES:
+        for path in modules(package):
+            text = path.read_text(encoding="utf-8")
+            if "pickle" in text or "allow_dangerous_deserialization" in text:
+                offenders.append(str(path.relative_to(ROOT)))
+            for line in text.splitlines():
+                if "torch.load(" in line and "weights_only=True" not in line:
+                    offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert offenders == []
+
+
+def test_ruff_is_clean():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_files_are_git_ignored():
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert ".venv/" in ignored and ".mathrag/" in ignored
