@@ -18,6 +18,8 @@ from rag import corpus as corpus_mod
 from rag.models import ModelNotFound, embedding_model_dir, generator_gguf_path
 from rag.settings import get_settings
 
+MODES = ("dense", "bm25", "hybrid")
+
 
 class UserError(Exception):
     """A problem with the user's input or setup, reported as one line."""
@@ -81,6 +83,62 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from rag.index import update_index
+
+    index, report = update_index(rebuild=args.rebuild, kind=args.kind, progress=not args.json)
+    if args.json:
+        print(json.dumps({**report.__dict__, "chunks": len(index), "kind": index.kind,
+                          "path": str(index.path)}, indent=2))
+    else:
+        print(report.summary())
+        print(f"{len(index)} chunks, {index.kind} FAISS index at {index.path}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rag.retriever import Retriever
+
+    hits = Retriever.load(progress=not args.json).search(args.query, k=args.k, mode=args.mode, mmr=args.mmr)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
+        return 0
+    for i, hit in enumerate(hits, start=1):
+        print(f"[{i}] {hit.score:.4f}  {hit.source}  ({hit.heading})")
+        preview = " ".join(hit.text.split())
+        print(f"    {preview[:200]}{'...' if len(preview) > 200 else ''}")
+    if not hits:
+        print("no matching chunks")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.answering import stream_answer
+
+    final = None
+    shown = 0
+    for final in stream_answer(args.question, k=args.k, mode=args.mode, generator=args.generator,
+                               max_new_tokens=args.max_new_tokens, temperature=args.temperature):
+        if not args.json and not final.done:
+            print(final.text[shown:], end="", flush=True)
+            shown = len(final.text)
+    assert final is not None
+    if args.json:
+        print(json.dumps(final.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    if shown:
+        print()
+    for notice in final.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    if not shown or final.fallback:  # nothing streamed, or the streamed answer was replaced
+        print(("\n" if shown else "") + final.text)
+    if final.citations:
+        print("\nSources:")
+        for c in final.citations:
+            print(f"  [{c.number}] {c.title} > {c.heading.split(' > ', 1)[-1]}  ({c.source})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mathrag",
@@ -96,6 +154,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_notes)
 
+    p = sub.add_parser("index", help="build or update the search index (only changed notes are re-embedded)",
+                       description="Build the FAISS + BM25 index over the notes, or bring it up to date.")
+    p.add_argument("--rebuild", action="store_true", help="re-embed every note instead of only changed ones")
+    p.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
+                   help="FAISS index type (default: auto = exact below 20,000 chunks)")
+    p.add_argument("--json", action="store_true", help="print what was done as JSON")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search the notes and print the best chunks",
+                       description="Search the notes (dense, BM25 or hybrid) and print the best chunks.")
+    p.add_argument("query", help="what to look for")
+    p.add_argument("--k", type=int, default=5, help="how many chunks (default 5)")
+    p.add_argument("--mode", default="hybrid", choices=MODES, help="retrieval mode (default hybrid)")
+    p.add_argument("--mmr", action="store_true", help="diversify the results (maximal marginal relevance)")
+    p.add_argument("--json", action="store_true", help="print the hits as JSON")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question from the notes, with citations",
+                       description="Answer a question from the notes; the answer streams and cites its sources.")
+    p.add_argument("question", help="the question")
+    p.add_argument("--k", type=int, default=5, help="how many chunks to give the model (default 5)")
+    p.add_argument("--mode", default="hybrid", choices=MODES, help="retrieval mode (default hybrid)")
+    p.add_argument("--generator", default="smollm2",
+                   help="smollm2 (default), extractive, hf:<model dir>, openai:<base_url>#<model>")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit in tokens (default 256)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy decoding (default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with answer, citations and hits")
+    p.set_defaults(func=cmd_ask)
+
     p = sub.add_parser("info", help="show versions, paths and the embedded models",
                        description="Show where the project reads and writes, and whether the models are installed.")
     p.add_argument("--json", action="store_true", help="print as JSON")
@@ -109,11 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from rag.generators import GeneratorError
+    from rag.text import QuestionError
+
     try:
         return args.func(args)
-    except UserError as exc:
+    except (UserError, QuestionError, GeneratorError, ModelNotFound, ValueError) as exc:
         print(f"mathrag: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nmathrag: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

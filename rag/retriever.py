@@ -1,0 +1,178 @@
+"""Search the notes: dense (FAISS), lexical (BM25) or both fused.
+
+``Retriever.load()`` opens the index under ``MATHRAG_HOME`` (building or
+updating it first when the notes changed) and ``search(query, k, mode)``
+returns :class:`Hit` objects.
+
+Hybrid search fuses the dense and BM25 rankings with reciprocal rank fusion:
+a chunk's fused score is
+
+    RRF(c) = sum over rankings r of 1 / (K + rank_r(c)),   K = 60,
+
+so a chunk ranked well by either method rises, and neither method's raw score
+scale matters. Optional maximal marginal relevance (MMR) then re-orders the
+candidates to trade relevance for diversity:
+
+    next = argmax_c  lambda * sim(q, c) - (1 - lambda) * max_{s in selected} sim(c, s).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from rag.chunking import DEFAULT_CHUNK_SIZE
+from rag.index import SearchIndex, UpdateReport, tokenize, update_index
+from rag.models import load_embedder
+from rag.settings import Settings, get_settings
+from rag.text import clean_question
+
+MODES = ("dense", "bm25", "hybrid")
+RRF_K = 60
+MAX_K = 100
+
+
+@dataclass
+class Hit:
+    """One retrieved chunk."""
+
+    text: str
+    source: str
+    heading: str
+    title: str
+    score: float
+    chunk_id: str
+    area: str = ""
+    tags: list[str] = field(default_factory=list)
+    similarity: float | None = None  # cosine between question and chunk, when the dense side ran
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+    if not 1 <= int(k) <= MAX_K:
+        raise ValueError(f"k must be from 1 to {MAX_K}, not {k}")
+    return int(k)
+
+
+def check_mode(mode: str, modes: tuple[str, ...] = MODES) -> str:
+    if mode not in modes:
+        raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(modes)}")
+    return mode
+
+
+class Retriever:
+    """Dense, BM25 and hybrid search over one :class:`SearchIndex`."""
+
+    modes = MODES
+
+    def __init__(self, index: SearchIndex, settings: Settings | None = None):
+        self.index = index
+        self.settings = settings or get_settings()
+        self._encode_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, settings: Settings | None = None, *, kind: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: bool = True,
+    ) -> Retriever:
+        """Open the stored index, building or updating it first if the notes changed."""
+        index, _ = update_index(settings, kind=kind, chunk_size=chunk_size, progress=progress)
+        return cls(index, settings)
+
+    def refresh(self, progress: bool = False) -> UpdateReport:
+        """Pick up edited notes. Searches already running finish on the old index."""
+        index, report = update_index(self.settings, kind=self.index.manifest.get("kind_requested", "auto"),
+                                     chunk_size=self.index.manifest.get("chunk_size", DEFAULT_CHUNK_SIZE),
+                                     progress=progress)
+        self.index = index  # one reference swap: readers hold the old object until they finish
+        return report
+
+    # ---- the three rankings
+
+    def embed_query(self, query: str) -> np.ndarray:
+        with self._encode_lock:
+            vec = load_embedder().encode([query], normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vec, dtype=np.float32)
+
+    def _dense(self, index: SearchIndex, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
+        scores, ids = index.faiss_index.search(qvec, min(n, len(index)))
+        return [(index.row_of_id[int(i)], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i != -1]
+
+    def _bm25(self, index: SearchIndex, query: str, n: int) -> list[tuple[int, float]]:
+        tokens = tokenize([query])
+        if not tokens.vocab or not any(tokens.ids[0]):
+            return []
+        # Map the query's vocabulary onto the index's; tokens the index never saw are dropped.
+        words = {i: w for w, i in tokens.vocab.items()}
+        known = [[words[i] for i in tokens.ids[0] if words[i] in index.bm25.vocab_dict]]
+        if not known[0]:
+            return []
+        docs, scores = index.bm25.retrieve(known, k=min(n, len(index)), show_progress=False, n_threads=1)
+        return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+    def search(
+        self, query: str, k: int = 5, mode: str = "hybrid", *, mmr: bool = False, mmr_lambda: float = 0.7,
+        fetch_k: int | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query``. ``mode``: dense, bm25 or hybrid."""
+        k, mode = check_k(k), check_mode(mode)
+        query, _ = clean_question(query)
+        index = self.index  # hold one version for the whole search
+        if not len(index):
+            return []
+        fetch = max(fetch_k or 0, 4 * k, 20)
+        qvec = self.embed_query(query) if mode != "bm25" or mmr else None
+
+        if mode == "dense":
+            ranked = self._dense(index, qvec, fetch)
+        elif mode == "bm25":
+            ranked = self._bm25(index, query, fetch)
+        else:
+            fused: dict[int, float] = {}
+            for ranking in (self._dense(index, qvec, fetch), self._bm25(index, query, fetch)):
+                for rank, (row, _) in enumerate(ranking, start=1):
+                    fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
+            ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+        if mmr and ranked:
+            ranked = self._mmr(index, qvec, ranked, k, mmr_lambda)
+        ranked = ranked[:k]
+        sims = index.vectors[[r for r, _ in ranked]] @ qvec[0] if qvec is not None and ranked else None
+        hits = []
+        for j, (row, score) in enumerate(ranked):
+            c = index.chunks[row]
+            hits.append(Hit(text=c.text, source=c.source, heading=c.heading, title=c.title, score=float(score),
+                            chunk_id=c.chunk_id, area=c.area, tags=list(c.tags),
+                            similarity=None if sims is None else float(sims[j])))
+        return hits
+
+    @staticmethod
+    def _mmr(index: SearchIndex, qvec: np.ndarray, ranked: list[tuple[int, float]], k: int,
+             lam: float) -> list[tuple[int, float]]:
+        rows = [r for r, _ in ranked]
+        vecs = index.vectors[rows]
+        relevance = vecs @ qvec[0]
+        chosen: list[int] = []
+        left = list(range(len(rows)))
+        while left and len(chosen) < k:
+            redundancy = (vecs[left] @ vecs[chosen].T).max(axis=1) if chosen else np.zeros(len(left))
+            best = left[int(np.argmax(lam * relevance[left] - (1 - lam) * redundancy))]
+            chosen.append(best)
+            left.remove(best)
+        return [ranked[i] for i in chosen]
+
+    def similarity(self, query: str, hits: list[Hit]) -> list[float]:
+        """Cosine similarity between the question and each hit's chunk."""
+        if not hits:
+            return []
+        index = self.index
+        qvec = self.embed_query(clean_question(query)[0])
+        by_id = {c.chunk_id: i for i, c in enumerate(index.chunks)}
+        rows = [by_id[h.chunk_id] for h in hits]
+        return [float(s) for s in index.vectors[rows] @ qvec[0]]
