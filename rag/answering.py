@@ -48,9 +48,13 @@ MIN_CONTENT_WORDS = 4
 NOT_COVERED = "The notes do not cover this."
 CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 # Words that carry no content in an answer, on top of BM25's English stop words.
-FILLER = frozenset(
-    ["answer", "answers", "question", "notes", "note", "text", "given", "which", "where", "when", "what", "while", "whose", "has", "have", "had", "also", "thus", "hence", "therefore", "because", "since", "so", "such", "like", "just", "only", "very", "more", "most", "less", "many", "much", "use", "used", "using", "way", "result", "results", "means", "mean", "called", "call", "make", "makes", "made", "get", "gets", "simply", "indeed", "here", "above", "below", "following", "explanation", "simple", "briefly", "words"]
-)
+FILLER = frozenset({
+    "answer", "answers", "question", "notes", "note", "text", "given", "which", "where", "when", "what",
+    "while", "whose", "has", "have", "had", "also", "thus", "hence", "therefore", "because", "since", "so",
+    "such", "like", "just", "only", "very", "more", "most", "less", "many", "much", "use", "used", "using",
+    "way", "result", "results", "means", "mean", "called", "call", "make", "makes", "made", "get", "gets",
+    "simply", "indeed", "here", "above", "below", "following", "explanation", "simple", "briefly", "words",
+})
 
 SYSTEM_PROMPT = (
     "You are a patient math tutor. Answer the question using only the numbered notes. "

@@ -243,9 +243,12 @@ class ExtractiveGenerator:
             return "The notes do not cover this."
         vecs = load_embedder().encode([question] + [s for _, s in candidates], normalize_embeddings=True,
                                       show_progress_bar=False)
-        order = np.argsort(-(vecs[1:] @ vecs[0]), kind="stable")[: self.max_sentences]
+        scores = vecs[1:] @ vecs[0]
+        order = np.argsort(-scores, kind="stable")[: self.max_sentences]
+        # Drop sentences far weaker than the best one: they would only pad the answer.
+        order = [j for j in order.tolist() if scores[j] >= max(0.2, 0.5 * scores[order[0]])] or [int(order[0])]
         parts = []
-        for j in sorted(order.tolist()):  # reading order reads better than score order
+        for j in sorted(order):  # reading order reads better than score order
             number, sentence = candidates[j]
             if sentence.endswith("$$"):  # after display math the citation gets its own line
                 parts.append(f"{sentence}\n\n[{number}]\n\n")

@@ -81,8 +81,17 @@ def stemmer():
     return Stemmer.Stemmer("english")
 
 
+def _stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    # Question words carry no topic; without them "what" would match every "what ..." sentence.
+    extra = "what why how which who whom whose when where does do did can could would should whats".split()
+    return sorted(set(STOPWORDS_EN) | set(extra))
+
+
 def tokenize(texts: list[str]):
-    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), show_progress=False)
+    """BM25 tokens: lowercase words, English stop words removed, Snowball-stemmed."""
+    return bm25s.tokenize(texts, stopwords=_stopwords(), stemmer=stemmer(), show_progress=False)
 
 
 def embed(texts: list[str], progress: bool = True, batch_size: int = 64) -> np.ndarray:

@@ -106,7 +106,7 @@ class Retriever:
 
     def _bm25(self, index: SearchIndex, query: str, n: int) -> list[tuple[int, float]]:
         tokens = tokenize([query])
-        if not tokens.vocab or not any(tokens.ids[0]):
+        if not tokens.ids or not tokens.ids[0]:
             return []
         # Map the query's vocabulary onto the index's; tokens the index never saw are dropped.
         words = {i: w for w, i in tokens.vocab.items()}

@@ -20,12 +20,17 @@ def _home_from_env() -> Path:
     return Path(value).expanduser().resolve() if value else REPO_ROOT / ".mathrag"
 
 
+def _corpus_from_env() -> Path:
+    value = os.environ.get("MATHRAG_CORPUS")
+    return Path(value).expanduser().resolve() if value else REPO_ROOT / "corpus"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Paths the project reads from and writes to."""
+    """Paths the project reads from and writes to (``MATHRAG_HOME``, ``MATHRAG_CORPUS``)."""
 
     home: Path = field(default_factory=_home_from_env)
-    corpus_dir: Path = REPO_ROOT / "corpus"
+    corpus_dir: Path = field(default_factory=_corpus_from_env)
 
     @property
     def models_dir(self) -> Path:
