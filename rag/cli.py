@@ -139,6 +139,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag.evaluation import run_eval
+
+    summary = run_eval(generators=tuple(args.generator or ["extractive"]), limit=args.limit, progress=not args.json)
+    if args.json:
+        slim = {**summary, "retrieval": {m: {k: v for k, v in r.items() if k != "misses@5"}
+                                         for m, r in summary["retrieval"].items()},
+                "answers": [{k: v for k, v in a.items() if k != "examples"} for a in summary["answers"]]}
+        print(json.dumps(slim, indent=2))
+    else:
+        from rag.evaluation import markdown_report
+
+        print(markdown_report(summary))
+        print("written: " + ", ".join(summary["files"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mathrag",
@@ -182,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy decoding (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object with answer, citations and hits")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="measure retrieval and answers on the development questions",
+                       description="Recall@k, MRR, nDCG per retrieval mode; key-term coverage, citation precision "
+                                   "and refusals for answers. Writes JSON, Markdown and a PNG under "
+                                   "MATHRAG_HOME/reports/.")
+    p.add_argument("--generator", action="append", help="generator(s) to evaluate answers with "
+                   "(repeatable; default extractive)")
+    p.add_argument("--limit", type=int, default=None, help="answer only this many questions per generator")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("info", help="show versions, paths and the embedded models",
                        description="Show where the project reads and writes, and whether the models are installed.")

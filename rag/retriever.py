@@ -167,6 +167,14 @@ class Retriever:
             left.remove(best)
         return [ranked[i] for i in chosen]
 
+    def terms(self, query: str) -> tuple[list[str], list[str]]:
+        """The query's BM25 terms (stemmed, stop words removed), and those that occur nowhere in the notes."""
+        tokens = tokenize([clean_question(query)[0]])
+        words = {i: w for w, i in tokens.vocab.items()}
+        terms = [words[i] for i in tokens.ids[0]] if tokens.ids else []
+        vocab = self.index.bm25.vocab_dict or {}
+        return terms, [t for t in terms if t not in vocab]
+
     def similarity(self, query: str, hits: list[Hit]) -> list[float]:
         """Cosine similarity between the question and each hit's chunk."""
         if not hits:
