@@ -156,6 +156,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rag.bench import markdown, run_bench
+
+    summary = run_bench(suites=args.suite, quick=args.quick, generator=args.generator)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(markdown(summary))
+        print("written: " + ", ".join(summary["files"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mathrag",
@@ -209,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="answer only this many questions per generator")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="benchmarks, as ratios against references measured in the same run",
+                       description="Run benchmark suites and write a Markdown report with plots under "
+                                   "MATHRAG_HOME/reports/.")
+    p.add_argument("--suite", action="append", help="run only this suite (repeatable; default: all)")
+    p.add_argument("--quick", action="store_true", help="a reduced run that finishes in a few minutes")
+    p.add_argument("--generator", default="smollm2", help="generator to time (default smollm2)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="show versions, paths and the embedded models",
                        description="Show where the project reads and writes, and whether the models are installed.")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass, field
 
+import faiss
 import numpy as np
 
 from rag.chunking import DEFAULT_CHUNK_SIZE
@@ -75,6 +76,9 @@ class Retriever:
         self.index = index
         self.settings = settings or get_settings()
         self._encode_lock = threading.Lock()
+        # One query at a time gains nothing from FAISS's OpenMP threads, and their spin-waiting slows the
+        # next torch call (the query embedding) by more than half: measured 17.8 ms -> 11.0 ms per search.
+        faiss.omp_set_num_threads(1)
 
     @classmethod
     def load(

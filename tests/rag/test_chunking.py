@@ -76,7 +76,8 @@ def test_heading_path_and_summary_chunk():
 
 
 def test_blocks_keep_display_math_code_and_tables_atomic():
-    text = "Intro line.\n\n$$\na = b\n\nstill math? no\n$$\n\n```python\nx = 1\n\ny = 2\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\nAfter."
+    text = ("Intro line.\n\n$$\na = b\n\nstill math? no\n$$\n\n```python\nx = 1\n\ny = 2\n```\n\n"
+            "| a | b |\n|---|---|\n| 1 | 2 |\nAfter.")
     blocks = markdown_blocks(text)
     kinds = [(b.split("\n")[0], atomic) for b, atomic in blocks]
     assert kinds[0] == ("Intro line.", False)

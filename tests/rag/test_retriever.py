@@ -11,7 +11,8 @@ from rag.retriever import MODES, RRF_K
     "query,source",
     [
         ("What is the derivative of tanh?", "corpus/neural_networks/activation_functions.md"),
-        ("why are attention scores divided by the square root of the key dimension", "corpus/transformers_genai/scaled_dot_product_attention.md"),
+        ("why are attention scores divided by the square root of the key dimension",
+         "corpus/transformers_genai/scaled_dot_product_attention.md"),
         ("bias correction of the moving averages in the Adam optimizer", "corpus/optimization/adam.md"),
         ("probability of having the disease after a positive test", "corpus/probability_statistics/bayes_theorem.md"),
     ],

@@ -1,0 +1,252 @@
+"""Benchmarks, reported as ratios against a reference measured in the same run.
+
+Absolute timings depend on the machine; a ratio against something measured
+side by side on the same machine, in the same process, does not (much). The
+``rag`` suite measures:
+
+- search latency p50/p95 per mode, against the floor of embedding the query
+  alone (a search can never be faster than that);
+- index build throughput (chunks/s, from nothing), against raw
+  ``SentenceTransformer.encode`` throughput on the same chunk texts;
+- incremental update: after editing one note, how many chunks are embedded
+  again (only that note's should be);
+- generator speed with 5 context chunks: time to first token and tokens/s;
+- hybrid recall@5 on the development questions;
+- peak resident memory of the process.
+
+``run_bench`` writes ``bench.json``, ``bench.md`` and ``bench_latency.png``
+under ``MATHRAG_HOME/reports/``. Other packages register further suites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from rag.evaluation import evaluate_retrieval, load_questions, percentile
+from rag.settings import Settings, get_settings
+
+SUITES: dict[str, Callable[..., dict]] = {}
+
+
+def suite(name: str):
+    def register(fn):
+        SUITES[name] = fn
+        return fn
+
+    return register
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def machine() -> dict:
+    import torch
+
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = round(int(f.readline().split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "memory_gib": mem, "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
+
+
+def _timed(fn, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@suite("rag")
+def bench_rag(settings: Settings, quick: bool = False, generator: str = "smollm2") -> dict:
+    from rag.answering import build_condensed_messages
+    from rag.generators import ContextChunk, ExtractiveGenerator, get_generator
+    from rag.index import update_index
+    from rag.models import load_embedder
+    from rag.retriever import MODES, Retriever
+
+    result: dict = {}
+    questions = load_questions()
+    queries = [q.question for q in questions][: 40 if quick else 120]
+    embedder = load_embedder()
+
+    # --- index build from nothing, on a private copy of the corpus, against raw encode
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        shutil.copytree(settings.corpus_dir, corpus)
+        if quick:  # a third of the notes keeps --quick quick
+            for path in sorted(corpus.rglob("*.md"))[::3]:
+                path.unlink()
+        private = Settings(home=Path(tmp) / "home", corpus_dir=corpus)
+        start = time.perf_counter()
+        index, report = update_index(private, progress=False)
+        build_s = time.perf_counter() - start
+        texts = [c.embedding_text() for c in index.chunks]
+        start = time.perf_counter()
+        embedder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        encode_s = time.perf_counter() - start
+        build_tput, encode_tput = len(texts) / build_s, len(texts) / encode_s
+        result["build"] = {"chunks": len(texts), "index_chunks_per_s": build_tput, "raw_encode_chunks_per_s":
+                           encode_tput, "ratio_vs_raw_encode": build_tput / encode_tput, "target": ">= 0.8"}
+
+        # --- editing one note re-embeds only that note
+        note = sorted(corpus.rglob("*.md"))[0]
+        note.write_text(note.read_text().replace("## Intuition\n", "## Intuition\n\nA sentence added by the "
+                                                 "benchmark.\n", 1))
+        start = time.perf_counter()
+        updated, report = update_index(private, progress=False)
+        rel = "corpus/" + note.relative_to(corpus).as_posix()
+        own = sum(c.source == rel for c in updated.chunks)
+        result["incremental"] = {"edited_note": rel, "chunks_embedded": report.embedded_chunks,
+                                 "chunks_of_that_note": own, "total_chunks": len(updated),
+                                 "seconds": time.perf_counter() - start,
+                                 "only_that_note": report.changed == [rel] and report.embedded_chunks <= own}
+
+    # --- search latency per mode against the query-embedding floor
+    retriever = Retriever.load(settings, progress=False)
+    for q in queries[:5]:  # warm up
+        retriever.search(q, k=5)
+    floor = [t for q in queries for t in _timed(lambda q=q: embedder.encode([q], normalize_embeddings=True,
+                                                                           show_progress_bar=False), 1)]
+    floor_p50 = percentile(floor, 50)
+    result["search"] = {"queries": len(queries), "embed_floor_p50_ms": 1000 * floor_p50,
+                        "embed_floor_p95_ms": 1000 * percentile(floor, 95), "modes": {}}
+    latencies = {"embed only": floor}
+    for mode in MODES:
+        times = [t for q in queries for t in _timed(lambda q=q, m=mode: retriever.search(q, k=5, mode=m), 1)]
+        latencies[mode] = times
+        result["search"]["modes"][mode] = {
+            "p50_ms": 1000 * percentile(times, 50), "p95_ms": 1000 * percentile(times, 95),
+            "p50_ratio_vs_embed_floor": percentile(times, 50) / floor_p50}
+    result["search"]["target"] = "hybrid p50 <= 1.5x the embed floor"
+
+    # --- retrieval quality (hybrid recall@5 on the development questions)
+    retrieval = evaluate_retrieval(retriever, questions, modes=("hybrid",), progress=False)["hybrid"]
+    result["quality"] = {"hybrid_recall@5": retrieval["recall@5"], "hybrid_mrr": retrieval["mrr"],
+                         "target": "recall@5 >= 0.9"}
+
+    # --- generator speed with 5 context chunks
+    gen = get_generator(generator)
+    q = "What is the derivative of tanh?"
+    hits = retriever.search(q, k=5)
+    context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
+    if getattr(gen, "condensed_context", False):
+        messages = build_condensed_messages(q, ExtractiveGenerator().answer(q, context))
+    else:
+        from rag.answering import build_messages
+
+        messages = build_messages(q, hits)
+    runs = []
+    for _ in range(1 if quick else 3):
+        start, first, pieces = time.perf_counter(), None, []
+        for piece in gen.stream(messages, max_new_tokens=64, temperature=0.0, context=context):
+            first = first or time.perf_counter() - start
+            pieces.append(piece)
+        total = time.perf_counter() - start
+        tokenizer = getattr(gen, "tokenizer", None)
+        n_tokens = len(tokenizer.encode("".join(pieces))) if tokenizer else len("".join(pieces).split())
+        runs.append((first or total, n_tokens / max(total - (first or 0), 1e-9), n_tokens))
+    prompt_tokens = None
+    if hasattr(gen, "prompt_ids"):
+        prompt_tokens = int(gen.prompt_ids(messages).shape[1])
+    result["generator"] = {"name": gen.name, "prompt_tokens": prompt_tokens,
+                           "time_to_first_token_s": statistics.median(r[0] for r in runs),
+                           "tokens_per_s": statistics.median(r[1] for r in runs),
+                           "new_tokens": statistics.median(r[2] for r in runs)}
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["_latencies"] = latencies
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _plot_latency(latencies: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    names = list(latencies)
+    ax.boxplot([np.array(latencies[n]) * 1000 for n in names], vert=False, showfliers=False)
+    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xlabel("milliseconds per query")
+    ax.set_title("Search latency against the query-embedding floor")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def markdown(summary: dict) -> str:
+    m = summary["machine"]
+    lines = [f"# Benchmarks ({summary['date']})", "",
+             f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, torch {m['torch']} with {m['torch_threads']} "
+             f"threads, Python {m['python']}. Took {summary['seconds']:.0f} s"
+             f"{' (--quick)' if summary['quick'] else ''}.", ""]
+    rag = summary["suites"].get("rag")
+    if rag:
+        s, b, g = rag["search"], rag["build"], rag["generator"]
+        lines += ["## rag", "", "| measure | value | reference | ratio | target |", "|---|---|---|---|---|"]
+        for mode, r in s["modes"].items():
+            lines.append(f"| search p50, {mode} | {r['p50_ms']:.1f} ms | embed query {s['embed_floor_p50_ms']:.1f} ms "
+                         f"| {r['p50_ratio_vs_embed_floor']:.2f}x | {'<= 1.5x' if mode == 'hybrid' else ''} |")
+        lines.append(f"| index build | {b['index_chunks_per_s']:.1f} chunks/s | raw encode "
+                     f"{b['raw_encode_chunks_per_s']:.1f} chunks/s | {b['ratio_vs_raw_encode']:.2f}x | >= 0.8x |")
+        inc = rag["incremental"]
+        lines.append(f"| edit one note | {inc['chunks_embedded']} chunks re-embedded | that note has "
+                     f"{inc['chunks_of_that_note']} of {inc['total_chunks']} | "
+                     f"{'only that note' if inc['only_that_note'] else 'MORE'} | only that note |")
+        lines.append(f"| hybrid recall@5 | {rag['quality']['hybrid_recall@5']:.3f} | | | >= 0.9 |")
+        lines.append(f"| {g['name']}: first token (5 chunks) | {g['time_to_first_token_s']:.2f} s | "
+                     f"prompt {g['prompt_tokens']} tokens | | |")
+        lines.append(f"| {g['name']}: decoding | {g['tokens_per_s']:.1f} tokens/s | | | |")
+        lines.append(f"| peak RSS | {rag['peak_rss_mb']:.0f} MB | | | |")
+        lines += ["", "![search latency](bench_latency.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def run_bench(settings: Settings | None = None, *, suites: list[str] | None = None, quick: bool = False,
+              generator: str = "smollm2") -> dict:
+    settings = settings or get_settings()
+    names = suites or list(SUITES)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise ValueError(f"unknown suite '{unknown[0]}'; choose one of {', '.join(SUITES)}")
+    start = time.perf_counter()
+    summary = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick, "machine": machine(), "suites": {}}
+    latencies = {}
+    for name in names:
+        kwargs = {"generator": generator} if name == "rag" else {}
+        result = SUITES[name](settings, quick=quick, **kwargs)
+        latencies.update(result.pop("_latencies", {}))
+        summary["suites"][name] = result
+    summary["seconds"] = time.perf_counter() - start
+    out = settings.reports_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in (("bench.json", json.dumps(summary, indent=2)), ("bench.md", markdown(summary))):
+        tmp = out / f".{name}.tmp-{os.getpid()}"
+        tmp.write_text(data)
+        os.replace(tmp, out / name)
+    if latencies:
+        _plot_latency(latencies, out / "bench_latency.png")
+    summary["files"] = [str(out / n) for n in ("bench.json", "bench.md", "bench_latency.png")]
+    return summary
