@@ -13,9 +13,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test lint clean
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help install browser test chat lint clean
 
 help:
+	@echo "make chat     serve the chat app on http://127.0.0.1:7860 (creates .venv and builds the index on first use)"
 	@echo "make test     run the whole test suite (creates .venv and installs on first use)"
 	@echo "make install  create .venv and install the project with its dev tools"
 	@echo "make lint     ruff over the code"
@@ -30,8 +34,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
 	touch $@
 
-test: $(STAMP)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the browser tests will be skipped"; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+chat: $(STAMP)
+	$(BIN)/mathrag chat $(CHAT_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from rag import __version__
@@ -235,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Show where the project reads and writes, and whether the models are installed.")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=cmd_info)
+
+    # Commands of the packages built on rag (the chat app, the graph, fine-tuning) plug in through entry
+    # points, so this module never imports them (imports point one way: app -> graphrag -> rag).
+    for entry in sorted(entry_points(group="mathrag.commands"), key=lambda e: e.name):
+        entry.load()(sub)
     return parser
 
 

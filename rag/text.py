@@ -1,8 +1,8 @@
 """Clean up what users type before it reaches the retriever or a model.
 
 Questions arrive from a browser, a terminal or a script, and may hold anything:
-control characters, lone surrogates from broken UTF-8, megabytes of pasted
-text. :func:`clean_question` returns text that is safe to embed, tokenize and
+control characters, lone surrogates from broken UTF-8, HTML tags, megabytes
+of pasted text. :func:`clean_question` returns text that is safe to embed, tokenize and
 print, plus notices saying what was changed, or raises :class:`QuestionError`
 with a one-line reason.
 """
@@ -15,6 +15,7 @@ import unicodedata
 MAX_QUESTION_CHARS = 2_000
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")  # HTML tags are markup, not part of a question
 
 
 class QuestionError(ValueError):
@@ -35,6 +36,10 @@ def clean_question(text: object, max_chars: int = MAX_QUESTION_CHARS) -> tuple[s
     cleaned = _CONTROL.sub(" ", unicodedata.normalize("NFC", fixed))
     if cleaned != unicodedata.normalize("NFC", fixed):
         notices.append("removed control characters from the question")
+    untagged = _TAG.sub(" ", cleaned)
+    if untagged != cleaned:
+        notices.append("ignored HTML tags in the question")
+        cleaned = untagged
     cleaned = re.sub(r"[ \t]+", " ", cleaned).strip()
     if not cleaned:
         raise QuestionError("the question is empty")

@@ -1,0 +1,131 @@
+"""What the app serves from: one retriever and the generators, loaded once per process.
+
+Every browser session and API call shares the same :class:`Engine`, so the
+models are loaded once (at start-up, before the server accepts requests) and
+the first question does not pay for loading them. The engine also knows which
+options really work here, so the UI never offers a dead entry: a generator is
+listed only when its model is installed or its endpoint is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from rag.answering import Answer, stream_answer
+from rag.corpus import Note, load_corpus
+from rag.generators import get_generator
+from rag.models import ModelNotFound, generator_gguf_path
+from rag.retriever import Retriever
+from rag.settings import Settings, get_settings
+
+# An OpenAI-compatible endpoint is offered when both are set, e.g.
+# MATHRAG_OPENAI_URL=http://127.0.0.1:8000/v1 MATHRAG_OPENAI_MODEL=qwen2.5-7b-instruct
+OPENAI_URL_ENV, OPENAI_MODEL_ENV = "MATHRAG_OPENAI_URL", "MATHRAG_OPENAI_MODEL"
+MAX_MESSAGE_CHARS = 100_000  # what the browser may send; the question itself is cut at 2,000 with a notice
+
+
+def available_generators() -> list[str]:
+    """Generator strings that work on this machine, the default first."""
+    names = []
+    try:
+        generator_gguf_path()
+        names.append("smollm2")
+    except ModelNotFound:
+        pass
+    names.append("extractive")
+    url, model = os.environ.get(OPENAI_URL_ENV), os.environ.get(OPENAI_MODEL_ENV)
+    if url and model:
+        names.append(f"openai:{url}#{model}")
+    return names
+
+
+def escape_html(text: str) -> str:
+    """Show ``<tags>`` as text, outside code (where Markdown already shows them literally)."""
+    parts = re.split(r"(```.*?```|`[^`\n]*`)", text, flags=re.S)
+    return "".join(p if p.startswith("`") else p.replace("&", "&amp;").replace("<", "&lt;") for p in parts)
+
+
+@dataclass
+class Engine:
+    retriever: Retriever
+    generators: list[str]
+    notes: list[Note] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, warm: bool = True) -> Engine:
+        """Load (and build if needed) the index, and warm the default generator."""
+        settings = settings or get_settings()
+        retriever = Retriever.load(settings)
+        generators = available_generators()
+        if warm:
+            get_generator(generators[0], settings)
+            retriever.search("warm up", k=1)
+        return cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent))
+
+    @property
+    def modes(self) -> list[str]:
+        return list(self.retriever.modes)
+
+    # ---- notes
+
+    def areas(self) -> list[str]:
+        return sorted({n.area for n in self.notes})
+
+    def notes_in(self, area: str | None) -> list[tuple[str, str]]:
+        """(title, source) pairs for a dropdown, sorted by title."""
+        return sorted((n.title, n.source) for n in self.notes if area in (None, "", n.area))
+
+    def note(self, source: str) -> Note | None:
+        return next((n for n in self.notes if n.source == source), None)
+
+    def render_note(self, source: str | None) -> str:
+        note = self.note(source or "")
+        if note is None:
+            return "*Choose a note.*"
+        prereqs = ", ".join(self.title_of(s) for s in note.prerequisites) or "none"
+        header = (f"*{note.area.replace('_', ' ')}* · `{note.source}` · prerequisites: {prereqs}\n\n"
+                  f"> {escape_html(note.summary)}\n\n")
+        return header + escape_html(note.body)
+
+    def title_of(self, slug: str) -> str:
+        return next((n.title for n in self.notes if n.slug == slug), slug)
+
+    # ---- answers
+
+    def ask(self, question: str, history: list[dict] | None = None, *, mode: str = "hybrid",
+            generator: str | None = None, k: int = 5, max_new_tokens: int = 256,
+            temperature: float = 0.0) -> Iterator[Answer]:
+        """Stream an answer; only options the engine offers are accepted."""
+        generator = generator or self.generators[0]
+        if generator not in self.generators:
+            raise ValueError(f"unknown generator '{generator}'; choose one of {', '.join(self.generators)}")
+        if mode not in self.modes:
+            raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(self.modes)}")
+        return stream_answer(question[:MAX_MESSAGE_CHARS], retriever=self.retriever, k=int(k), mode=mode,
+                             generator=generator, max_new_tokens=int(max_new_tokens),
+                             temperature=float(temperature), history=history)
+
+
+def sources_markdown(reply: Answer) -> list[tuple[str, str]]:
+    """(title, body) of each cited source, for collapsible entries: what the answer's [n] point to."""
+    cited = {c.number for c in reply.citations}
+    rows = []
+    for i, hit in enumerate(reply.hits, start=1):
+        if cited and i not in cited:
+            continue
+        section = hit.heading.split(" > ", 1)[1] if " > " in hit.heading else "summary"
+        title = f"[{i}] {hit.title} › {section} · score {hit.score:.3f}"
+        rows.append((title, f"`{hit.source}`\n\n{escape_html(hit.text)}"))
+    return rows
+
+
+def note_link_choices(reply: Answer) -> list[tuple[str, str]]:
+    seen, out = set(), []
+    for c in reply.citations or []:
+        if c.source not in seen:
+            seen.add(c.source)
+            out.append((f"[{c.number}] {c.title}", c.source))
+    return out

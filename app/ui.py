@@ -1,0 +1,175 @@
+"""The Gradio interface: a chat that cites the notes, and a reader for the notes themselves.
+
+Layout: tabs across the top, so later layers (the knowledge graph, learning
+paths, attention maps, fine-tuned adapters) each get a tab of their own.
+
+- **Chat**: the conversation (math rendered with KaTeX, inline ``$...$`` and
+  display ``$$...$$``), example questions, and a side panel with the answer
+  settings and the notes the last answer cited (open one in the Notes tab).
+  Every answer is followed by a collapsible "Sources" entry listing each cited
+  chunk: note title, section, score, and the chunk's text when expanded.
+- **Notes**: browse the corpus by area and read a note, rendered with its math.
+
+The same answering is exposed to scripts as the API endpoint ``chat``
+(``gradio_client.Client(url).predict("What is SVD?", api_name="/chat")``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gradio as gr
+
+from app.engine import Engine, escape_html, note_link_choices, sources_markdown
+from rag.generators import GeneratorError
+from rag.text import MAX_QUESTION_CHARS, QuestionError
+
+LATEX = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "$", "right": "$", "display": False},
+]
+EXAMPLES = [
+    "What is the derivative of tanh?",
+    "Why do we divide attention scores by the square root of d_k?",
+    "How is PCA related to the SVD?",
+    "What does LoRA train instead of the full weight matrix?",
+    "Why does Adam need bias correction?",
+]
+CSS = """
+#sources-panel .prose { font-size: 0.9em; }
+footer { display: none !important; }
+"""
+
+
+def _conversation(history: list[dict]) -> list[dict]:
+    """Earlier turns for follow-up questions: plain user/assistant messages, no source entries."""
+    turns = []
+    for m in history:
+        if m.get("metadata") or not isinstance(m.get("content"), str):
+            continue
+        turns.append({"role": m["role"], "content": m["content"]})
+    return turns
+
+
+def chat_turn(engine: Engine, message: str, history: list[dict], mode: str, generator: str, k: int,
+              max_new_tokens: int, temperature: float) -> Iterator[tuple]:
+    """One chat turn: (chatbot messages, textbox value, note-link dropdown) at each streamed step."""
+    history = list(history or [])
+    if not message or not message.strip():
+        gr.Warning("Type a question first.")
+        yield history, message, gr.update()
+        return
+    shown = message if len(message) <= MAX_QUESTION_CHARS else message[:MAX_QUESTION_CHARS] + " …"
+    earlier = _conversation(history)
+    history.append({"role": "user", "content": escape_html(shown)})
+    yield history, "", gr.update()
+    reply = None
+    try:
+        for reply in engine.ask(message, earlier, mode=mode, generator=generator, k=k,
+                                max_new_tokens=max_new_tokens, temperature=temperature):
+            if not reply.done:
+                yield history + [{"role": "assistant", "content": escape_html(reply.text)}], "", gr.update()
+    except (QuestionError, GeneratorError, ValueError) as exc:
+        history.append({"role": "assistant", "content": f"⚠️ {escape_html(str(exc))}"})
+        yield history, "", gr.update()
+        return
+    assert reply is not None
+    text = escape_html(reply.text)
+    if reply.notices:
+        text += "\n\n" + "\n".join(f"*Note: {escape_html(n)}.*" for n in reply.notices)
+    history.append({"role": "assistant", "content": text})
+    sources = sources_markdown(reply) if reply.covered else []
+    if sources:
+        group = f"sources-{len(history)}"
+        history.append({"role": "assistant", "content": "",
+                        "metadata": {"title": f"Sources ({len(sources)})", "id": group, "status": "done"}})
+        for title, body in sources:
+            history.append({"role": "assistant", "content": body,
+                            "metadata": {"title": title, "parent_id": group, "status": "done"}})
+    links = note_link_choices(reply)
+    yield history, "", gr.update(choices=links, value=links[0][1] if links else None)
+
+
+def api_chat(engine: Engine, question: str, mode: str = "hybrid", generator: str = "", k: int = 5,
+             max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[dict]:
+    """Stream {"answer", "done", "covered", "sources", "notices"}; sources are the cited chunks."""
+    for reply in engine.ask(question, None, mode=mode, generator=generator or None, k=k,
+                            max_new_tokens=max_new_tokens, temperature=temperature):
+        yield {
+            "answer": reply.text,
+            "done": reply.done,
+            "covered": reply.covered,
+            "notices": reply.notices,
+            "sources": [{"number": c.number, "title": c.title, "source": c.source, "heading": c.heading,
+                         "chunk_id": c.chunk_id} for c in reply.citations] if reply.done else [],
+        }
+
+
+def build_ui(engine: Engine) -> gr.Blocks:
+    with gr.Blocks(title="mathrag: chat with the math notes", analytics_enabled=False) as demo:
+        gr.Markdown("## mathrag · chat with the math-for-ML notes, offline, with sources you can check")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Chat", id="chat"), gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Conversation", height=560, latex_delimiters=LATEX, elem_id="chatbot",
+                        buttons=["copy", "copy_all"], sanitize_html=True, feedback_options=None,
+                        placeholder="Ask about the notes: linear algebra, calculus, probability, "
+                                    "optimization, information theory, classical ML, neural networks, "
+                                    "transformers.",
+                    )
+                    with gr.Row():
+                        message = gr.Textbox(placeholder="Ask a question about the notes…", show_label=False,
+                                             scale=8, autofocus=True, elem_id="question", max_lines=6)
+                        send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                        clear = gr.Button("Clear", scale=1, elem_id="clear")
+                    gr.Examples(EXAMPLES, inputs=message, label="Try")
+                with gr.Column(scale=1, elem_id="sources-panel"):
+                    mode = gr.Dropdown(engine.modes, value="hybrid", label="Retrieval mode")
+                    generator = gr.Dropdown(engine.generators, value=engine.generators[0], label="Generator")
+                    k = gr.Slider(1, 10, value=5, step=1, label="Chunks given to the model")
+                    max_new_tokens = gr.Slider(32, 1024, value=256, step=32, label="Max new tokens")
+                    temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.1, label="Temperature (0 = greedy)")
+                    note_links = gr.Dropdown([], label="Notes cited in the last answer", elem_id="note-links")
+                    open_note = gr.Button("Open in Notes tab", elem_id="open-note")
+            with gr.Tab("Notes", id="notes"):
+                with gr.Row():
+                    area = gr.Dropdown([""] + engine.areas(), value="", label="Area (empty: all)", scale=1)
+                    first = engine.notes_in(None)
+                    note = gr.Dropdown(first, value=first[0][1] if first else None, label="Note", scale=3,
+                                       elem_id="note-choice")
+                note_view = gr.Markdown(engine.render_note(first[0][1] if first else None),
+                                        latex_delimiters=LATEX, elem_id="note-view")
+
+        inputs = [message, chatbot, mode, generator, k, max_new_tokens, temperature]
+        outputs = [chatbot, message, note_links]
+
+        def respond(*args):
+            yield from chat_turn(engine, *args)
+
+        send.click(respond, inputs, outputs, api_visibility="private")
+        message.submit(respond, inputs, outputs, api_visibility="private")
+        clear.click(lambda: ([], "", gr.update(choices=[], value=None)), None, outputs, api_visibility="private")
+
+        def pick_area(chosen: str):
+            choices = engine.notes_in(chosen or None)
+            return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+        area.change(pick_area, area, note, api_visibility="private")
+        note.change(engine.render_note, note, note_view, api_visibility="private")
+
+        def jump(source: str | None):
+            if not source:
+                gr.Warning("Ask a question first: its cited notes appear here.")
+                return gr.update(), gr.update(), gr.update()
+            return gr.Tabs(selected="notes"), gr.update(value=""), gr.update(
+                choices=engine.notes_in(None), value=source)
+
+        open_note.click(jump, note_links, [tabs, area, note], api_visibility="private")
+
+        def chat(question: str, mode: str = "hybrid", generator: str = "", k: int = 5, max_new_tokens: int = 256,
+                 temperature: float = 0.0) -> Iterator[dict]:
+            yield from api_chat(engine, question, mode, generator, k, max_new_tokens, temperature)
+
+        gr.api(chat, api_name="chat", api_description="Answer a question from the notes, streamed, with sources.")
+    return demo
