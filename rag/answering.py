@@ -15,7 +15,8 @@
    characters of LaTeX.
 4. Keep only citations that name a provided chunk. A sentence the model left
    without a citation gets the number of the chunk that supports it best, when
-   one clearly does.
+   one clearly does; an answer that still cites nothing cites the chunk closest
+   to it as a whole, and one that no chunk supports is replaced as below.
 5. Check that the answer is grounded: the share of its content words (stemmed,
    stop words removed) that occur in the question or the context. Below
    ``MIN_GROUNDING`` the model drifted off its context, and the answer is
@@ -173,12 +174,23 @@ def attribute_uncited(text: str, hits: list[Hit]) -> str:
     svecs = model.encode([s for _, s in sentences], normalize_embeddings=True, show_progress_bar=False)
     hvecs = model.encode([h.text for h in hits], normalize_embeddings=True, show_progress_bar=False)
     sims = svecs @ hvecs.T
-    for (i, sentence), row in zip(sentences, sims, strict=True):
+
+    def cite(i: int, number: int) -> None:
+        stripped = parts[i].rstrip()
+        end = stripped[-1] if stripped[-1] in ".!?" else ""
+        parts[i] = stripped[: len(stripped) - len(end)] + f" [{number}]" + end
+
+    for (i, _), row in zip(sentences, sims, strict=True):
         best = int(np.argmax(row))
         if row[best] >= ATTRIBUTION_SIMILARITY:
-            stripped = sentence.rstrip()
-            end = stripped[-1] if stripped[-1] in ".!?" else ""
-            parts[i] = stripped[: len(stripped) - len(end)] + f" [{best + 1}]" + end
+            cite(i, best + 1)
+    if not CITATION_RE.search("".join(parts)):
+        # No sentence clearly comes from one chunk: cite, once, the chunk that best supports the whole
+        # answer, if any supports it at all.
+        whole = model.encode(["".join(parts)], normalize_embeddings=True, show_progress_bar=False)[0] @ hvecs.T
+        best = int(np.argmax(whole))
+        if whole[best] >= MIN_SIMILARITY:
+            cite(sentences[-1][0], best + 1)
     return "".join(parts)
 
 
@@ -303,6 +315,11 @@ def stream_answer(
             result.fallback = extractive.name
         else:
             text = attribute_uncited(text, hits)
+            if guard and not CITATION_RE.search(text):
+                result.notices.append(f"{gen.name}'s answer could not be tied to any of the notes; showing the "
+                                      "notes' own sentences instead")
+                text = facts if facts is not None else extractive.answer(question, context)
+                result.fallback = extractive.name
     result.text, result.citations = resolve_citations(text, hits)
     result.done = True
     result.seconds = time.perf_counter() - start

@@ -109,3 +109,12 @@ def test_bad_input_is_refused_and_leaves_the_index_alone(small_retriever):
     assert "removed control characters from the question" in odd.notices and "\x00" not in odd.question
     after = sorted((p.name, p.stat().st_mtime_ns) for p in store.rglob("*") if p.is_file())
     assert after == before
+
+
+def test_an_uncited_grounded_answer_gets_a_citation(small_retriever):
+    plain = "The quotient rule gives the derivative of tanh, and tanh is a rescaled sigmoid with outputs in (-1, 1)"
+    with fake_openai(plain) as url:
+        reply = answer("What is the derivative of tanh?", retriever=small_retriever,
+                       generator=f"openai:{url}#tiny-model")
+    assert reply.fallback is None and reply.citations and reply.citations[0].source == TANH
+    assert reply.text.startswith("The quotient rule gives") and reply.text.endswith("[1]")
