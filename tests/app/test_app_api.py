@@ -76,3 +76,32 @@ def test_a_huge_message_is_truncated_with_a_notice(engine):
 def test_html_is_shown_as_text():
     assert escape_html("<script>alert(1)</script> & `a<b` $x<y$") == \
         "&lt;script>alert(1)&lt;/script> &amp; `a<b` $x&lt;y$"
+
+
+def test_a_full_queue_says_busy_and_recovers(engine):
+    """Beyond the queue's bound, callers get a clear "queue is full, try again"; nothing hangs or crashes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import free_port
+
+    from app.server import launch
+
+    demo, url = launch(engine, port=free_port(), block=False, queue_size=1, concurrency=1)
+    try:
+        def ask(i):
+            try:
+                Client(url, verbose=False).predict(f"What is the derivative of tanh? ({i})", "hybrid", "smollm2", 5,
+                                                   32, 0.0, api_name="/chat")
+                return "answered"
+            except Exception as exc:  # the client raises on a full queue
+                return str(exc)
+
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(ask, range(6)))
+        assert "answered" in outcomes
+        busy = [o for o in outcomes if o != "answered"]
+        assert busy and all("Queue is full" in o and "try again" in o for o in busy), outcomes
+        assert Client(url, verbose=False).predict("What is an eigenvector?", "hybrid", "extractive",
+                                                  api_name="/chat")["sources"]
+    finally:
+        demo.close()
