@@ -65,8 +65,8 @@ Pair = tuple[int, int]
 class Merge:
     """One learned merge: ``left`` followed by ``right`` becomes ``new_id``.
 
-    ``count`` is ``c(left, right)`` at the moment the merge was chosen, the number of tokens
-    (weighted by word frequency) that this merge saved on the training text.
+    ``count`` is ``c(left, right)`` at the moment the merge was chosen: the number of tokens it
+    saved on the training text (exactly, unless occurrences overlapped as in ``a a a``).
     """
 
     left: int

@@ -5,8 +5,8 @@ A language model reads and writes integers. The tokenizer is the pair of maps
     encode:  text --UTF-8--> bytes --pre-tokenize--> chunks --apply merges--> token ids
     decode:  token ids --vocab--> bytes --concatenate, UTF-8--> text
 
-This module trains such a tokenizer, and loads SmolLM2's from its GGUF file so that it gives the
-same ids as Hugging Face's implementation.
+This module trains such a tokenizer (``BPETokenizer.train``), and loads SmolLM2's from its GGUF
+file (``BPETokenizer.from_gguf``) with the same ids as Hugging Face's `tokenizers` library.
 
 Why bytes: nothing is unknown
 -----------------------------
@@ -32,16 +32,22 @@ tokens. Then, until the vocabulary has ``V`` tokens:
     (a*, b*) = argmax_{(a, b)} c(a, b)      ties: smallest (a, b)
     learn (a*, b*) -> t (the next id) and rewrite a* b* as t in every word, left to right.
 
-Each merge shortens the training text by ``c(a*, b*)`` tokens, so BPE is a greedy compressor:
-frequent words end up as one token, rare ones are spelled from pieces.
+Each merge shortens the training text by ``c(a*, b*)`` tokens (a little less for an overlapping
+run such as ``a a a``), so BPE is a greedy compressor: frequent words end up as one token, rare
+ones are spelled from pieces.
 
 Encoding applies merges by rank
 -------------------------------
 To encode a chunk, start from its bytes and repeat: among the adjacent pairs that have a merge,
 take the one with the lowest rank and merge all its occurrences (left to right); stop when no
 adjacent pair has a merge. This equals replaying the merges in training order: merge ``r`` only
-creates pairs containing its new token ``t``, and every merge that uses ``t`` was learned after
-``r`` (SmolLM2's merge list has this property too, checked in the tests against Hugging Face).
+creates pairs containing its new token ``t``, and every merge that uses ``t`` comes after ``r``
+(``BPETokenizer`` checks this for any merge list it is given, SmolLM2's included).
+
+Two things keep encoding fast. Text repeats its chunks (" the", "\n"), so each chunk's ids are
+cached. And the loop above rescans the chunk after every merge, ``O(n^2)`` for ``n`` bytes, so
+chunks longer than ``LONG_CHUNK`` bytes use a heap of ``(rank, position)`` instead (``_bpe_heap``):
+same result, ``O(n log n)``.
 
 Pre-tokenization
 ----------------
@@ -176,8 +182,8 @@ class BPETokenizer:
     # ------------------------------------------------------------------ derived state
     def _rebuild(self) -> None:
         """Derive the vocabulary, merge ranks, compiled regexes and a fresh chunk cache."""
-        if any(not 0 <= b < 256 for b in self.byte_ids):
-            raise ValueError("byte_ids keys must be byte values 0..255")
+        if any(not 0 <= b < 256 for b in self.byte_ids) or len(set(self.byte_ids.values())) != len(self.byte_ids):
+            raise ValueError("byte_ids must map distinct byte values 0..255 to distinct ids")
         vocab: dict[int, bytes] = {i: bytes([b]) for b, i in self.byte_ids.items()}
         for (a, b), new in self.merges.items():  # in rank order, so a and b are already known
             if a not in vocab or b not in vocab:
@@ -202,7 +208,7 @@ class BPETokenizer:
 
     @property
     def vocab_size(self) -> int:
-        """Number of ids in use: 1 + the largest id (GGUF vocabularies are dense, so this is len(vocab))."""
+        """1 + the largest id: the number of rows an embedding table for this tokenizer needs."""
         return max(self.vocab) + 1 if self.vocab else 0
 
     def __repr__(self) -> str:
@@ -333,7 +339,7 @@ class BPETokenizer:
             allowed = set(self.special_tokens)
         elif allowed_special == "none_raise":
             allowed = set()
-        elif isinstance(allowed_special, AbstractSet) and not isinstance(allowed_special, str):
+        elif isinstance(allowed_special, AbstractSet):
             unknown = set(allowed_special) - set(self.special_tokens)
             if unknown:
                 raise ValueError(f"allowed_special names tokens that are not special tokens: {sorted(unknown)}")
@@ -438,9 +444,19 @@ class BPETokenizer:
         Reads ``tokenizer.ggml.tokens`` (id -> token text, bytes spelled with ``bytes_to_unicode``),
         ``tokenizer.ggml.merges`` ("left right" per line, in rank order) and
         ``tokenizer.ggml.token_type`` (3 = control, 4 = user defined: special tokens, stored as
-        plain text). ``pattern`` defaults to the one named by ``tokenizer.ggml.pre`` ("smollm"
-        gives ``SMOLLM2_PATTERN``; Hugging Face's GGUF loader ignores that key and always uses
-        ``GPT2_PATTERN``).
+        plain text). ``pattern`` defaults to the one named by ``tokenizer.ggml.pre``: "smollm" gives
+        ``SMOLLM2_PATTERN``, as in SmolLM2's tokenizer.json and in llama.cpp. (transformers'
+        ``AutoTokenizer.from_pretrained(..., gguf_file=...)`` ignores that key and splits with
+        ``GPT2_PATTERN``; ``from_gguf(pattern=GPT2_PATTERN)`` reproduces its ids. The two give different
+        ids where a whitespace run precedes a digit, as in "x  1" or a blank line before "1.", and
+        next to numerals such as "²" that have merges of their own; 16 of the 60 notes differ.)
+
+        Byte tokens missing from the vocabulary (SmolLM2 lacks 21, among them 0x04 and 0xF1) are
+        dropped when encoding, as Hugging Face and llama.cpp do: such text does not round-trip.
+
+        Raises ``FileNotFoundError`` if the file does not exist and ``GGUFTokenizerError`` (a
+        ``ValueError``) if it is truncated, corrupt or holds no byte-level BPE tokenizer; both
+        messages name the file.
         """
         from gguf import GGUFReader  # imported here: reading GGUF is optional for the rest of the module
 
@@ -484,7 +500,7 @@ class BPETokenizer:
         for i, (text, kind) in enumerate(zip(tokens, types, strict=True)):
             if kind in (3, 4):  # control / user defined: matched literally in the text
                 special[text] = i
-                pass
+                continue
             token_id[text] = i
             if len(text) == 1 and text in byte_of_char:
                 byte_ids[byte_of_char[text]] = i
