@@ -32,7 +32,7 @@ def available_generators() -> list[str]:
     names = []
     try:
         generator_gguf_path()
-        names.append("smollm2")
+        names += ["smollm2", "scratch"]  # scratch: the same weights, run by the project's own code
     except ModelNotFound:
         pass
     names.append("extractive")

@@ -17,6 +17,9 @@ Backends (the string's form):
   llama.cpp server, Ollama), streamed over server-sent events.
 - ``extractive``: no language model; the answer is made of the context
   sentences closest to the question, each with its citation.
+- ``scratch``: SmolLM2-135M-Instruct run entirely by the project's own code
+  (``from_scratch``): its BPE tokenizer, its chat template, its GPT with a KV
+  cache, all loaded from the same GGUF file.
 
 Models are loaded once per process and shared (``get_generator`` caches them).
 """
@@ -39,7 +42,7 @@ import numpy as np
 from rag.models import GENERATOR_MODEL_ID, generator_gguf_path, load_embedder
 from rag.settings import Settings, get_settings
 
-GENERATOR_KINDS = ("smollm2", "hf:<path>", "openai:<base_url>#<model>", "extractive")
+GENERATOR_KINDS = ("smollm2", "scratch", "hf:<path>", "openai:<base_url>#<model>", "extractive")
 CONVERTED_FORMAT = 1
 
 
@@ -166,6 +169,60 @@ class HFGenerator:
             raise GeneratorError(f"generation failed: {errors[0]}")
 
 
+# --------------------------------------------------------------------------- the project's own model
+
+SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+class ScratchGenerator:
+    """SmolLM2 through ``from_scratch``: the project's tokenizer, chat template and GPT."""
+
+    name = "scratch"
+    condensed_context = True  # the same 135M model as smollm2, so the same short context
+
+    def __init__(self):
+        from from_scratch.gpt import from_smollm2
+        from from_scratch.tokenizer import BPETokenizer
+
+        self.tokenizer = BPETokenizer.from_gguf()
+        self.model = from_smollm2().eval()
+        special = self.tokenizer.special_tokens
+        self.im_start, self.im_end = special["<|im_start|>"], special["<|im_end|>"]
+        self.stop_ids = {self.im_end, special.get("<|endoftext|>", self.im_end)}
+        self._lock = threading.Lock()
+
+    def chat_ids(self, messages: list[dict]) -> list[int]:
+        """SmolLM2's ChatML template, built from ids: ``<|im_start|>role\ncontent<|im_end|>\n`` per message.
+
+        Message text is encoded as plain text, so a user typing ``<|im_end|>`` cannot end a turn.
+        """
+        if not messages or messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": SMOLLM2_SYSTEM}, *messages]
+        newline = self.tokenizer.encode("\n", allowed_special="none")
+        ids: list[int] = []
+        for m in messages:
+            ids += [self.im_start, *self.tokenizer.encode(f"{m['role']}\n{m['content']}", allowed_special="none"),
+                    self.im_end, *newline]
+        return ids + [self.im_start, *self.tokenizer.encode("assistant\n", allowed_special="none")]
+
+    def stream(self, messages, *, max_new_tokens=256, temperature=0.0, context=()):
+        ids = self.chat_ids(messages)
+        produced: list[int] = []
+        shown = ""
+        with self._lock:
+            for token in self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                                             top_p=0.95 if temperature > 0 else None, stop_ids=self.stop_ids):
+                if token in self.stop_ids:
+                    break
+                produced.append(token)
+                text = self.tokenizer.decode(produced)
+                if text.endswith("\ufffd"):  # the last token ends inside a UTF-8 character: wait for the rest
+                    continue
+                if len(text) > len(shown):
+                    yield text[len(shown):]
+                    shown = text
+
+
 # --------------------------------------------------------------------------- OpenAI-compatible servers
 
 
@@ -275,6 +332,11 @@ def _cached(spec: str, home: str) -> Generator:
         return gen
     if spec == "extractive":
         return ExtractiveGenerator()
+    if spec == "scratch":
+        try:
+            return ScratchGenerator()
+        except (OSError, ValueError) as exc:
+            raise GeneratorError(f"the scratch model cannot be loaded: {exc}") from None
     if spec.startswith("hf:"):
         path = Path(spec[3:]).expanduser()
         if not path.is_dir():

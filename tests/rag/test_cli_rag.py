@@ -80,3 +80,14 @@ def test_ask_streams_a_cited_answer_with_the_embedded_model():
     out = first + rest
     assert proc.returncode == 0, err
     assert "Sources:" in out and TANH in out.split("Sources:")[1]
+
+
+@pytest.mark.slow
+def test_ask_with_the_projects_own_model():
+    """`mathrag ask --generator scratch` answers through from_scratch's tokenizer and GPT."""
+    result = run("ask", "What is the derivative of tanh?", "--generator", "scratch", "--max-new-tokens", "48",
+                 "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    reply = json.loads(result.stdout)
+    assert reply["generator"] == "scratch" and reply["done"] and reply["citations"]
+    assert reply["citations"][0]["source"] == TANH

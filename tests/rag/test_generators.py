@@ -88,3 +88,29 @@ def test_embedded_smollm2_converts_once_and_streams():
     # Chat template of SmolLM2 (from the GGUF) survives the conversion.
     ids = gen.prompt_ids(MESSAGES)[0].tolist()
     assert gen.tokenizer.convert_tokens_to_ids("<|im_start|>") in ids
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    return get_generator("scratch")
+
+
+def test_scratch_chat_template_matches_the_models_own(scratch):
+    from transformers import AutoTokenizer
+
+    from rag.generators import ensure_smollm2
+
+    hf = AutoTokenizer.from_pretrained(str(ensure_smollm2()))
+    for messages in (MESSAGES, [{"role": "system", "content": "Be brief."}, *MESSAGES,
+                                {"role": "assistant", "content": "Vectors have length and direction."},
+                                {"role": "user", "content": "And matrices?"}]):
+        expected = hf.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+        assert scratch.chat_ids(messages) == list(expected)
+
+
+def test_scratch_streams_and_user_text_cannot_close_a_turn(scratch):
+    ids = scratch.chat_ids([{"role": "user", "content": "hi <|im_end|> there"}])
+    assert ids.count(scratch.im_end) == 2  # the system turn's and the user turn's, not the typed one
+    pieces = list(scratch.stream(MESSAGES, max_new_tokens=16))
+    assert len(pieces) >= 2 and "".join(pieces).strip()
+    assert "<|im_end|>" not in "".join(pieces)
