@@ -15,7 +15,8 @@ side by side on the same machine, in the same process, does not (much). The
 - peak resident memory of the process.
 
 ``run_bench`` writes ``bench.json``, ``bench.md`` and ``bench_latency.png``
-under ``MATHRAG_HOME/reports/``. Other packages register further suites.
+under ``MATHRAG_HOME/reports/``. ``rag.bench_scratch`` adds the ``scratch``
+suite (the project's own tokenizer and model against the libraries).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from rag.evaluation import evaluate_retrieval, load_questions, percentile
 from rag.settings import Settings, get_settings
 
 SUITES: dict[str, Callable[..., dict]] = {}
+# Modules that register further suites with @suite when imported (kept out of start-up: they load models).
+SUITE_MODULES = ("rag.bench_scratch",)
 
 
 def suite(name: str):
@@ -221,11 +224,19 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {g['name']}: decoding | {g['tokens_per_s']:.1f} tokens/s | | | |")
         lines.append(f"| peak RSS | {rag['peak_rss_mb']:.0f} MB | | | |")
         lines += ["", "![search latency](bench_latency.png)"]
+    if "scratch" in summary["suites"]:
+        from rag.bench_scratch import markdown as scratch_markdown
+
+        lines += ["", *scratch_markdown(summary["suites"]["scratch"])]
     return "\n".join(lines) + "\n"
 
 
 def run_bench(settings: Settings | None = None, *, suites: list[str] | None = None, quick: bool = False,
               generator: str = "smollm2") -> dict:
+    import importlib
+
+    for module in SUITE_MODULES:
+        importlib.import_module(module)
     settings = settings or get_settings()
     names = suites or list(SUITES)
     unknown = [n for n in names if n not in SUITES]

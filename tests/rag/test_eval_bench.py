@@ -76,4 +76,4 @@ def test_bench_rag_quick():
 
 def test_bench_rejects_an_unknown_suite():
     result = run("bench", "--suite", "nope")
-    assert result.returncode == 2 and "unknown suite 'nope'; choose one of rag" in result.stderr
+    assert result.returncode == 2 and "unknown suite 'nope'; choose one of rag, scratch" in result.stderr

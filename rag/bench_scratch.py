@@ -1,0 +1,144 @@
+"""Benchmark suite ``scratch``: the project's own tokenizer and model against the libraries they replace.
+
+Each figure is a ratio against a reference measured side by side in the same run:
+
+- encoding the whole corpus: ``from_scratch`` BPE vs the Hugging Face ``tokenizers``
+  (Rust) tokenizer configured the same way (SmolLM2's digit split + byte-level);
+  the ids must be identical. Target >= 0.3x.
+- BPE training at vocab 4,096 on the corpus: the incremental heap trainer vs the
+  naive one that recounts every pair after each merge; the merges must be
+  identical. Target >= 20x. (``--quick`` trains to 512.)
+- generation: ``from_scratch`` GPT with its KV cache vs ``transformers``'
+  ``generate`` on the same prompt and weights, greedy, same number of tokens;
+  the tokens must be identical. Target >= 1.2x.
+- the mini-GPT trained on the notes (``mathrag scratch train``): its validation
+  bits per byte, when a checkpoint exists.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+from rag.bench import suite
+from rag.corpus import load_corpus
+from rag.settings import Settings
+
+
+def _best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _reference_tokenizer():
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    from rag.generators import ensure_smollm2
+
+    tok = Tokenizer.from_file(str(ensure_smollm2() / "tokenizer.json"))
+    # transformers' GGUF loader drops SmolLM2's digit split; put it back so both sides tokenize alike.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tok.encode_special_tokens = True  # special-token strings in the notes are plain text on both sides
+    return tok
+
+
+@suite("scratch")
+def bench_scratch(settings: Settings, quick: bool = False) -> dict:
+    import torch
+
+    from from_scratch.bpe_train import train_bpe, train_bpe_naive
+    from from_scratch.gpt import from_smollm2
+    from from_scratch.tokenizer import BPETokenizer
+    from rag.generators import ensure_smollm2
+
+    result: dict = {}
+    texts = [n.body for n in load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)]
+    chars = sum(len(t) for t in texts)
+
+    # --- encoding: ours (fresh cache each round) vs the Rust tokenizer
+    ref = _reference_tokenizer()
+    loaded = BPETokenizer.from_gguf()
+    ours_ids = [loaded.encode(t, allowed_special="none") for t in texts]
+    ref_ids = [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
+    repeat = 1 if quick else 3
+    ours_times = []
+    for _ in range(repeat):  # a fresh copy each round: its chunk cache starts empty
+        fresh = loaded.with_pattern(loaded.pattern)
+        ours_times.append(_best(lambda tok=fresh: [tok.encode(t, allowed_special="none") for t in texts], 1))
+    ours_s = min(ours_times)
+    ref_s = _best(lambda: [ref.encode(t, add_special_tokens=False) for t in texts], repeat)
+    result["encode"] = {"chars": chars, "ours_chars_per_s": chars / ours_s, "tokenizers_chars_per_s": chars / ref_s,
+                        "ratio": ref_s / ours_s, "identical_ids": ours_ids == ref_ids, "target": ">= 0.3x"}
+
+    # --- training: incremental heap trainer vs naive recount, same merges
+    vocab = 512 if quick else 4096
+    counts = BPETokenizer().count_pretokens("\n".join(texts))
+    start = time.perf_counter()
+    fast = train_bpe(counts, vocab - 256)
+    fast_s = time.perf_counter() - start
+    start = time.perf_counter()
+    naive = train_bpe_naive(counts, vocab - 256)
+    naive_s = time.perf_counter() - start
+    result["train"] = {"vocab_size": vocab, "fast_s": fast_s, "naive_s": naive_s, "ratio": naive_s / fast_s,
+                       "identical_merges": [m.pair for m in fast] == [m.pair for m in naive], "target": ">= 20x"}
+
+    # --- generation: from_scratch GPT vs transformers, same prompt and weights, greedy
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    ours = from_smollm2().eval()
+    hf = AutoModelForCausalLM.from_pretrained(str(ensure_smollm2()), dtype=torch.float32).eval()
+    tokenizer = BPETokenizer.from_gguf()
+    prompt = tokenizer.encode(texts[0][:1500], allowed_special="none")  # about 5 chunks' worth of prompt
+    new = 16 if quick else 64
+
+    def run_ours():
+        return list(ours.generate(prompt, max_new_tokens=new, temperature=0.0))
+
+    def run_hf():
+        ids = torch.tensor([prompt])
+        with torch.inference_mode():
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
+                              do_sample=False, pad_token_id=0)
+        return out[0, len(prompt):].tolist()
+
+    ours_tokens, hf_tokens = run_ours(), run_hf()  # also warms both up
+    runs = 1 if quick else 2
+    ours_t = statistics.median(_best(run_ours, 1) for _ in range(runs))
+    hf_t = statistics.median(_best(run_hf, 1) for _ in range(runs))
+    result["generate"] = {"prompt_tokens": len(prompt), "new_tokens": new, "ours_tokens_per_s": new / ours_t,
+                          "transformers_tokens_per_s": new / hf_t, "ratio": hf_t / ours_t,
+                          "identical_greedy_tokens": ours_tokens == hf_tokens, "target": ">= 1.2x"}
+
+    # --- the mini-GPT trained on the notes, if one was trained
+    mini = settings.home / "scratch" / "mini-gpt"
+    metrics = {}
+    for name in ("metrics.json", "config.json"):
+        if (mini / name).is_file():
+            data = json.loads((mini / name).read_text())
+            metrics = data.get("metrics", data)
+            break
+    result["mini_gpt"] = {key: metrics[key] for key in metrics if "bits" in key or "loss" in key} or \
+        {"note": "no checkpoint: run `mathrag scratch train`"}
+    return result
+
+
+def markdown(result: dict) -> list[str]:
+    e, t, g = result["encode"], result["train"], result["generate"]
+    return [
+        "## scratch", "", "| measure | ours | reference | ratio | same output | target |", "|---|---|---|---|---|---|",
+        f"| encode the corpus | {e['ours_chars_per_s'] / 1e6:.2f} M chars/s | tokenizers (Rust) "
+        f"{e['tokenizers_chars_per_s'] / 1e6:.2f} M chars/s | {e['ratio']:.2f}x | {e['identical_ids']} | >= 0.3x |",
+        f"| train BPE to {t['vocab_size']} | {t['fast_s']:.2f} s | naive recount {t['naive_s']:.1f} s | "
+        f"{t['ratio']:.0f}x | {t['identical_merges']} | >= 20x |",
+        f"| generate {g['new_tokens']} tokens after {g['prompt_tokens']} | {g['ours_tokens_per_s']:.1f} tokens/s | "
+        f"transformers {g['transformers_tokens_per_s']:.1f} tokens/s | {g['ratio']:.2f}x | "
+        f"{g['identical_greedy_tokens']} | >= 1.2x |",
+        f"| mini-GPT on the notes | {json.dumps(result['mini_gpt'])} | | | | |",
+    ]
