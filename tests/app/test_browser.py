@@ -81,3 +81,22 @@ def test_html_in_a_question_is_shown_not_run(page):
     ask(page, "<img src=x onerror=\"window.pwned=1\"><b>What</b> is the derivative of tanh?")
     assert page.evaluate("window.pwned") is None
     assert "<b>What</b>" in page.locator("#chatbot").inner_text()
+
+
+def test_inside_the_model_tab_draws_the_attention_of_the_last_question(page):
+    """The attention tab takes the last question, draws a layer's heads, and says clearly when a text is too long."""
+    page.get_by_role("tab", name="Inside the model").click()
+    text = page.locator("#attention-text textarea")
+    assert "What</b> is the derivative of tanh?" in text.input_value()  # the question asked just before
+    text.fill("The derivative of tanh is one minus tanh squared.")
+    page.locator("#show-attention").click()
+    page.locator("#attention-image img").wait_for(timeout=120_000)
+    page.get_by_text("All 9 heads of layer 0").wait_for(timeout=10_000)
+    size = page.evaluate("(() => { const i = document.querySelector('#attention-image img');"
+                         " return [i.naturalWidth, i.naturalHeight]; })()")
+    assert min(size) > 300, f"the heatmap is {size} pixels"
+    text.fill("word " * 200)
+    page.locator("#show-attention").click()
+    page.get_by_text("a heatmap shows at most 96").wait_for(timeout=30_000)
+    assert page.get_by_text("All 9 heads of layer 0").count() == 1  # the last picture and caption are kept
+    page.get_by_role("tab", name="Chat").click()

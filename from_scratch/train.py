@@ -1,0 +1,730 @@
+r"""Training a mini GPT from scratch: data, objective, AdamW, schedule, evaluation, checkpoints.
+
+The whole pipeline, on a handful of documents ``(name, text)``:
+
+    documents --split by document--> train / validation
+    train texts --BPE training--> tokenizer (4096 ids, <|endoftext|> among them)
+    each document -> [<|endoftext|>] + encode(text); concatenated: one token stream per split
+    random windows of context+1 tokens -> (inputs, targets shifted by one) -> GPT -> loss -> AdamW
+
+Training objective: next-token cross-entropy
+--------------------------------------------
+A batch holds B windows ``w`` of T + 1 consecutive tokens from the training stream; the inputs
+are ``w[0:T]`` and the targets ``w[1:T+1]``, so position t must predict the token after it.
+With logits z_{b,t} (one score per vocabulary token) the loss is the mean negative log-likelihood
+
+    L = -(1 / (B T)) sum_{b,t} log softmax(z_{b,t})[w_{b,t+1}]          (in nats)
+
+The causal mask makes each of the T predictions see only its own prefix, so one forward pass
+trains T predictions per window. A window may span two documents; the ``<|endoftext|>`` token
+between them tells the model that a new document starts (as in GPT-2 and nanoGPT).
+
+AdamW, with the decoupled weight decay written out
+--------------------------------------------------
+For update t = 1, 2, ... with gradient g_t (after clipping), learning rate eta_t, moments
+beta1 = 0.9, beta2 = 0.95, eps = 1e-8 and weight decay lambda:
+
+    m_t     = beta1 m_{t-1} + (1 - beta1) g_t                 running mean of the gradient
+    v_t     = beta2 v_{t-1} + (1 - beta2) g_t^2               running mean of its square (elementwise)
+    m_hat_t = m_t / (1 - beta1^t),  v_hat_t = v_t / (1 - beta2^t)        bias correction (m_0 = v_0 = 0)
+    theta_t = theta_{t-1} - eta_t lambda theta_{t-1}  -  eta_t m_hat_t / (sqrt(v_hat_t) + eps)
+              \__ decay: shrink towards 0 __/           \__ Adam step: about eta_t per coordinate __/
+
+The decay is *decoupled*: it acts on theta directly instead of being added to the gradient as
+an L2 penalty (lambda theta in g_t), where Adam would divide it by sqrt(v_hat) and so decay the
+weights with large gradients least. As in nanoGPT, every parameter with 2 or more dimensions is
+decayed (the attention and MLP matrices, and the token and position embeddings, which are
+matrices too); vectors (biases and LayerNorm gains and shifts) are not: shrinking a gain towards
+0 would just fight the normalisation. ``torch.optim.AdamW`` does exactly this update; its state
+per parameter is m (``exp_avg``), v (``exp_avg_sq``) and the counter t (``step``).
+
+Before each update the gradient is clipped by its global norm over all parameters:
+g <- g min(1, c / ||g||) with c = 1.0, so one unlucky batch cannot throw the weights far.
+
+Learning rate: linear warmup, then cosine decay
+-----------------------------------------------
+With S updates in all, W of them warmup, eta_max = ``lr`` and eta_min = ``min_lr``:
+
+    eta_t = eta_max t / W                                                 for t <= W
+    eta_t = eta_min + (eta_max - eta_min) (1 + cos(pi (t - W) / (S - W))) / 2      for W < t <= S
+
+Warmup keeps the first updates small while Adam's v is still a poor estimate; the cosine then
+glides from eta_max (t = W) to eta_min (t = S), so the last updates make fine adjustments.
+
+Bits per byte
+-------------
+The final evaluation runs over *every* token of the validation documents. Each document is read
+as [<|endoftext|>] + its tokens in non-overlapping windows of ``context_length`` inputs, so every
+token is predicted exactly once, from the preceding tokens of its window. Then
+
+    bits per byte = (sum over all validation tokens of -ln p(token | context)) / (number of UTF-8 bytes) / ln 2
+
+i.e. the total validation loss in nats, divided by the number of UTF-8 bytes of the validation
+texts, converted to bits. A loss per token depends on the tokenizer (a token of 4 bytes is
+harder to guess than one of 2); per byte it does not, so models with different tokenizers and
+vocabulary sizes can be compared: bits per byte = loss per token x (tokens / bytes) / ln 2.
+8 bits per byte is no knowledge at all (a uniform guess over the 256 byte values). On the held-out
+notes gzip -9 (each note on its own) reaches 3.3 bits per byte; the default run here about 1.75.
+
+Determinism and resuming
+------------------------
+The split is a function of the document names and the seed: each name is hashed together with
+the seed, and the ``val_fraction`` of documents with the smallest hashes are held out, so
+validation documents are never seen in training (nor by the tokenizer), whatever order the
+documents come in. The weights are initialised from ``seed``; the batch of update t is drawn from
+a generator seeded with (seed, t), so batches do not depend on what ran before. A checkpoint
+therefore only needs the weights, AdamW's m and v (``optimizer.safetensors``) and its step
+counters (``config.json``): ``train(..., resume=True)`` continues from it to the same final
+weights as an uninterrupted run. Nothing is pickled; every file is written to a temporary name
+and renamed into place, and ``config.json`` (written last) names the step that the two
+safetensors files must carry in their metadata, so a half-written checkpoint is detected.
+
+Checkpoint folder: ``model.safetensors``, ``optimizer.safetensors``, ``config.json`` (model and
+training config, step, metrics), ``tokenizer.txt`` (``BPETokenizer.save``), ``metrics.json``
+(every loss recorded) and ``loss_curve.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from from_scratch.gpt import GPT, GPTConfig
+from from_scratch.tokenizer import BPETokenizer
+
+EOT = "<|endoftext|>"  # separates documents in the token stream; also the start token when sampling
+FORMAT = "from_scratch mini-gpt checkpoint v1"
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "optimizer.safetensors", "tokenizer.txt", "metrics.json")
+_TRAIN_BATCHES, _EVAL_BATCHES = 1, 2  # tags that keep the random streams of training and evaluation apart
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, truncated, corrupt or does not fit the run; the message names the file."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run. The defaults train in about 5 minutes on 2 idle CPU cores."""
+
+    # tokenizer
+    vocab_size: int = 4096  # 256 bytes + merges + <|endoftext|>
+    # model: a small GPT-2-style decoder (learned positions, LayerNorm, GELU, tied embeddings)
+    context_length: int = 128
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    # optimisation
+    batch_size: int = 16
+    steps: int = 1200
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.5  # strong decay: 54 notes are few; 0.1 overfit more (1.77 vs 1.75 bits/byte)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    # evaluation and checkpoints
+    eval_interval: int = 100  # evaluate (and write a checkpoint) every this many updates
+    eval_batches: int = 8  # batches per split for the loss estimates during training
+    # data
+    val_fraction: float = 0.1
+    seed: int = 1337
+
+    def __post_init__(self):
+        problems = []
+        if self.vocab_size < 257:
+            problems.append(f"vocab_size must be at least 257 (256 bytes + {EOT}), got {self.vocab_size}")
+        for name in ("context_length", "d_model", "n_layers", "n_heads", "batch_size", "steps", "eval_interval",
+                     "eval_batches"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_heads >= 1 and self.d_model % self.n_heads:
+            problems.append(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if not 0 < self.min_lr <= self.lr:
+            problems.append(f"need 0 < min_lr <= lr, got min_lr {self.min_lr}, lr {self.lr}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
+            problems.append("need warmup_steps >= 0, weight_decay >= 0 and grad_clip > 0")
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0, got {self.seed}")
+        if not 0 < self.val_fraction < 1:
+            problems.append(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+    @classmethod
+    def quick(cls, **overrides) -> TrainConfig:
+        """A tiny run for tests and smoke checks: a few seconds on 2 CPU cores."""
+        tiny = dict(vocab_size=512, context_length=32, d_model=32, n_layers=2, n_heads=2, batch_size=8, steps=60,
+                    lr=3e-3, min_lr=3e-4, warmup_steps=10, eval_interval=20, eval_batches=4)
+        return cls(**{**tiny, **overrides})
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        """The GPT for a tokenizer of ``vocab_size`` ids (training may stop short of ``self.vocab_size``)."""
+        return GPTConfig(vocab_size=vocab_size, context_length=self.context_length, d_model=self.d_model,
+                         n_layers=self.n_layers, n_heads=self.n_heads, norm="layernorm", mlp="gelu",
+                         positions="learned", bias=True, tie_embeddings=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def split_documents(documents: Sequence[tuple[str, str]], val_fraction: float, seed: int,
+                    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train, validation) documents, each list sorted by name; at least one document on each side.
+
+    A document's rank is sha256("<seed>:<name>"); the round(val_fraction * n) documents of smallest
+    rank are held out. The choice depends only on the names and the seed, not on the order given.
+    """
+    names = [name for name, _ in documents]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"document names must be unique; {duplicate!r} appears more than once")
+    if len(documents) < 2:
+        raise ValueError(f"need at least 2 documents (one for training, one for validation), got {len(documents)}")
+    n_val = min(max(1, round(val_fraction * len(documents))), len(documents) - 1)
+
+    def rank(doc: tuple[str, str]) -> str:
+        return hashlib.sha256(f"{seed}:{doc[0]}".encode()).hexdigest()
+
+    by_rank = sorted(documents, key=rank)
+    val, train = by_rank[:n_val], by_rank[n_val:]
+    return sorted(train), sorted(val)
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int) -> BPETokenizer:
+    """BPE on the texts joined by <|endoftext|> (no merge crosses a document boundary); EOT is the last id."""
+    return BPETokenizer().train(EOT.join(texts), vocab_size, special_tokens=[EOT])
+
+
+def token_stream(tokenizer: BPETokenizer, texts: Sequence[str]) -> np.ndarray:
+    """[EOT] + tokens of each text, concatenated: (N,) int64. Special-token strings in a text are plain text."""
+    eot = tokenizer.special_tokens[EOT]
+    ids: list[int] = []
+    for text in texts:
+        ids.append(eot)
+        ids.extend(tokenizer.encode(text, allowed_special="none"))
+    return np.asarray(ids, dtype=np.int64)
+
+
+def _rng(seed: int, purpose: int, index: int) -> np.random.Generator:
+    """An independent random stream per (seed, purpose, index): batch t is the same however the run got to t."""
+    return np.random.default_rng([seed, purpose, index])
+
+
+def get_batch(data: np.ndarray, batch_size: int, context: int, rng: np.random.Generator,
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """batch_size random windows of context+1 tokens -> inputs (B, T) and targets (B, T), shifted by one."""
+    if len(data) < context + 1:
+        raise ValueError(f"a token stream of {len(data)} tokens is too short for windows of {context + 1} tokens")
+    starts = rng.integers(0, len(data) - context, size=batch_size)  # (B,), start + context <= len - 1
+    windows = torch.from_numpy(data[starts[:, None] + np.arange(context + 1)])  # (B, T+1)
+    return windows[:, :-1], windows[:, 1:]
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate of update ``step`` (1-based): linear warmup to ``lr``, then cosine down to ``min_lr``."""
+    warmup, total = config.warmup_steps, config.steps
+    if step <= warmup:
+        return config.lr * step / warmup
+    progress = (step - warmup) / max(1, total - warmup)  # 0 -> 1
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_optimizer(model: GPT, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the parameters of 2+ dimensions (matrices, embeddings) only."""
+    params = [p for p in model.parameters() if p.requires_grad]  # a tied matrix appears once
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), eps=1e-8)
+
+
+def build_model(config: TrainConfig, vocab_size: int) -> GPT:
+    """A freshly initialised GPT; the weights depend on ``config.seed`` only (the global RNG is left alone)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return GPT(config.model_config(vocab_size))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def bits_per_byte(total_nats: float, n_bytes: int) -> float:
+    """Total loss in nats over a text -> bits per UTF-8 byte of that text: nats / bytes / ln 2."""
+    return total_nats / n_bytes / math.log(2)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Summed next-token loss over whole documents."""
+
+    nats: float  # sum over every predicted token of -ln p(token | its context)
+    tokens: int  # tokens predicted
+    bytes: int  # UTF-8 bytes of the documents
+
+    @property
+    def loss(self) -> float:
+        """Mean loss per token, in nats."""
+        return self.nats / self.tokens
+
+    @property
+    def bits_per_byte(self) -> float:
+        return bits_per_byte(self.nats, self.bytes)
+
+
+@torch.no_grad()
+def evaluate_texts(model: GPT, tokenizer: BPETokenizer, texts: Sequence[str], batch_size: int = 16) -> Evaluation:
+    """Loss on every token of the texts: each read as [EOT] + tokens in non-overlapping windows of the context."""
+    T, eot = model.config.context_length, tokenizer.special_tokens[EOT]
+    windows: list[tuple[list[int], list[int]]] = []  # (inputs, targets), each of length <= T
+    n_tokens = n_bytes = 0
+    for text in texts:
+        ids = tokenizer.encode(text, allowed_special="none")
+        seq = [eot, *ids]  # the token at k + 1 is predicted from seq[.. k] inside its window
+        windows += [(seq[k:k + T], seq[k + 1:k + T + 1]) for k in range(0, len(ids), T)]
+        n_tokens += len(ids)
+        n_bytes += len(text.encode("utf-8"))
+    was_training = model.training
+    model.eval()
+    nats = 0.0
+    for b in range(0, len(windows), batch_size):
+        chunk = windows[b:b + batch_size]
+        x = torch.zeros(len(chunk), T, dtype=torch.long)  # (B, T); padding after the end is never attended to
+        y = torch.full((len(chunk), T), -100, dtype=torch.long)  # (B, T); -100: no target here
+        for i, (inp, tgt) in enumerate(chunk):
+            x[i, :len(inp)] = torch.tensor(inp)
+            y[i, :len(tgt)] = torch.tensor(tgt)
+        logits, _ = model(x)  # (B, T, V)
+        nats += F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100, reduction="sum").item()
+    model.train(was_training)
+    return Evaluation(nats=nats, tokens=n_tokens, bytes=n_bytes)
+
+
+@torch.no_grad()
+def estimate_loss(model: GPT, data: np.ndarray, config: TrainConfig) -> float:
+    """Mean loss over ``eval_batches`` random batches; the same windows at every evaluation (a smoother curve)."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    for i in range(config.eval_batches):
+        x, y = get_batch(data, config.batch_size, config.context_length, _rng(config.seed, _EVAL_BATCHES, i))
+        losses.append(model(x, y)[1].item())
+    model.train(was_training)
+    return float(np.mean(losses))
+
+
+# --------------------------------------------------------------------------- checkpoints: writing
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through ``write(temporary path)``, flush it to disk, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
+
+
+def _param_names(model: GPT) -> dict[int, str]:
+    """id(parameter) -> name; a tied matrix gets its first name (tok_emb.weight, not lm_head.weight)."""
+    return {id(p): name for name, p in model.named_parameters()}
+
+
+def _optimizer_tensors(model: GPT, optimizer: torch.optim.AdamW) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """AdamW's state as plain tensors '<param>.exp_avg', '<param>.exp_avg_sq' and step counters per parameter."""
+    names = _param_names(model)
+    tensors, steps = {}, {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if state:
+                name = names[id(p)]
+                tensors[f"{name}.exp_avg"] = state["exp_avg"].contiguous()
+                tensors[f"{name}.exp_avg_sq"] = state["exp_avg_sq"].contiguous()
+                steps[name] = int(state["step"])
+    return tensors, steps
+
+
+def plot_losses(history: dict[str, list], path: Path, title: str = "") -> None:
+    """Training loss per update and the evaluated train/validation losses vs step, as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global state, no GUI
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if history["train"]:
+        steps, losses = zip(*[(r["step"], r["loss"]) for r in history["train"]], strict=True)
+        ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=0.8, label="train loss (one batch)")
+    if history["eval"]:
+        steps = [r["step"] for r in history["eval"]]
+        ax.plot(steps, [r["train_loss"] for r in history["eval"]], "o-", color="tab:blue", ms=3,
+                label="train loss (estimate)")
+        ax.plot(steps, [r["val_loss"] for r in history["eval"]], "o-", color="tab:orange", ms=3,
+                label="validation loss (estimate)")
+    if history.get("final"):
+        final = history["final"]
+        ax.plot([final["step"]], [final["val_loss"]], "*", color="tab:red", ms=12,
+                label=f"validation, every token: {final['val_loss']:.3f} ({final['val_bpb']:.3f} bits/byte)")
+    ax.set_xlabel("step (update)")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if history["train"] or history["eval"]:
+        ax.legend()
+    fig.tight_layout()
+    _write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def save_checkpoint(out: Path, model: GPT, optimizer: torch.optim.AdamW, tokenizer: BPETokenizer,
+                    config: TrainConfig, step: int, history: dict[str, list], info: dict[str, Any]) -> None:
+    """Write the checkpoint of ``step`` into ``out``, every file atomically, config.json last."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "step": str(step)}
+    _write_atomic(out / "tokenizer.txt", tokenizer.save)
+    weights = {name: p.detach().contiguous() for name, p in model.named_parameters()}
+    _write_atomic(out / "model.safetensors", lambda tmp: save_file(weights, tmp, metadata=meta))
+    moments, adam_steps = _optimizer_tensors(model, optimizer)
+    _write_atomic(out / "optimizer.safetensors", lambda tmp: save_file(moments, tmp, metadata=meta))
+    _write_json(out / "metrics.json", {"step": step, **history})
+    last_eval = history["eval"][-1] if history["eval"] else None
+    plot_losses(history, out / "loss_curve.png", _plot_title(model, step, last_eval, history.get("final")))
+    _write_json(out / "config.json", {
+        "format": FORMAT,
+        "step": step,
+        "model": dataclasses.asdict(model.config),
+        "train": dataclasses.asdict(config),
+        "optimizer": {"type": "AdamW", "step": adam_steps},
+        "metrics": {"last_eval": last_eval, "final": history.get("final")},
+        **info,
+    })
+
+
+def _plot_title(model: GPT, step: int, last_eval: dict | None, final: dict | None) -> str:
+    c = model.config
+    title = f"mini GPT, {model.n_params / 1e6:.2f}M parameters (d={c.d_model}, L={c.n_layers}, T={c.context_length})"
+    if final:
+        title += f"\nstep {step}: validation {final['val_loss']:.3f} nats/token, {final['val_bpb']:.3f} bits/byte"
+    elif last_eval:
+        title += f"\nstep {step}: validation loss {last_eval['val_loss']:.3f}"
+    return title
+
+
+# --------------------------------------------------------------------------- checkpoints: reading
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: not a complete checkpoint (train one first)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt?): {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _read_safetensors(path: Path, step: int) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint file, checking that it belongs to checkpoint ``step``."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: not a complete checkpoint")
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}  # noqa: SIM118 (safe_open has no iter)
+    except Exception as exc:  # safetensors raises its own error types for a bad header or a short file
+        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): "
+                              f"{type(exc).__name__}: {exc}") from None
+    if meta.get("format") != FORMAT or meta.get("step") != str(step):
+        raise CheckpointError(f"{path} belongs to step {meta.get('step')} but config.json to step {step} "
+                              "(was saving interrupted?); train again without resuming")
+    return tensors
+
+
+def _read_checkpoint(folder: Path) -> tuple[dict, GPT, BPETokenizer, TrainConfig]:
+    """config.json, the model with its weights, the tokenizer and the training config of a checkpoint folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {folder}; train one first (mathrag scratch train)")
+    info = _read_json(folder / "config.json")
+    try:
+        if info.get("format") != FORMAT:
+            raise ValueError(f"format is {info.get('format')!r}, expected {FORMAT!r}")
+        step = int(info["step"])
+        config = TrainConfig(**info["train"])
+        model_config = GPTConfig(**info["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / 'config.json'} is not a checkpoint config: {exc}") from None
+    path = folder / "tokenizer.txt"
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: not a complete checkpoint")
+    try:
+        tokenizer = BPETokenizer.load(path)
+    except Exception as exc:  # a cut-off file fails in many ways deep inside the parser
+        raise CheckpointError(f"{path} is not a readable tokenizer (truncated or corrupt?): "
+                              f"{type(exc).__name__}: {exc}") from None
+    if EOT not in tokenizer.special_tokens or tokenizer.vocab_size != model_config.vocab_size:
+        raise CheckpointError(f"{path} does not match the model: vocabulary of {tokenizer.vocab_size} ids, "
+                              f"model expects {model_config.vocab_size} (with {EOT})")
+    path = folder / "model.safetensors"
+    weights = _read_safetensors(path, step)
+    with torch.random.fork_rng(devices=[]):  # the initial values are overwritten; leave the global RNG alone
+        model = GPT(model_config)
+    params = dict(model.named_parameters())  # a tied matrix once, under its first name
+    if set(weights) != set(params) or any(weights[k].shape != p.shape for k, p in params.items()):
+        raise CheckpointError(f"{path} does not hold the weights of the model described in config.json")
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(weights[name])  # in place, so tied parameters stay tied
+    return info, model.eval(), tokenizer, config
+
+
+def load_checkpoint(folder: str | os.PathLike[str]) -> tuple[GPT, BPETokenizer, TrainConfig]:
+    """(model in eval mode, tokenizer, training config) of a checkpoint folder written by ``train``.
+
+    Raises ``CheckpointError`` (a ``ValueError``) naming the file when one is missing, truncated or corrupt.
+    """
+    _, model, tokenizer, config = _read_checkpoint(Path(folder))
+    return model, tokenizer, config
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sample(model: GPT, tokenizer: BPETokenizer, prompt: str = "", max_new_tokens: int = 200,
+           temperature: float = 0.8, top_k: int | None = 50, seed: int | None = None) -> str:
+    """The text the model writes after ``prompt`` (the continuation only), read as the start of a document.
+
+    The model sees [EOT] + the prompt's tokens, as each training document began. Generation stops at
+    <|endoftext|> or after max_new_tokens. When the context fills up, the last half of it is kept
+    and generation goes on from there (a fresh prefill). ``seed`` makes the draws reproducible.
+    """
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    eot, T = tokenizer.special_tokens[EOT], model.config.context_length
+    keep = max(1, T // 2)
+    window = [eot, *tokenizer.encode(prompt, allowed_special="none")]
+    if len(window) >= T:
+        window = window[-keep:]
+    new: list[int] = []
+    part = 0
+    while len(new) < max_new_tokens:
+        if len(window) >= T:
+            window = window[-keep:]
+        n = min(T - len(window), max_new_tokens - len(new))
+        part_seed = None if seed is None else seed + part
+        for token in model.generate(window, n, temperature=temperature, top_k=top_k, stop_ids=[eot], seed=part_seed):
+            if token == eot:
+                return tokenizer.decode(new)
+            new.append(token)
+            window.append(token)
+        part += 1
+    return tokenizer.decode(new)
+
+
+# --------------------------------------------------------------------------- the training loop
+
+
+def _data_digest(documents: Sequence[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for name, text in documents:
+        h.update(json.dumps([name, text]).encode())
+    return h.hexdigest()
+
+
+def read_train_config(folder: str | os.PathLike[str]) -> TrainConfig:
+    """The training config saved in a checkpoint folder's config.json."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint in {folder}: {path} is missing; train one first")
+    try:
+        return TrainConfig(**_read_json(path)["train"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a checkpoint config: {exc}") from None
+
+
+def _resume_config(out: Path, config: TrainConfig | None) -> TrainConfig:
+    """The checkpoint's training config, with ``steps`` from ``config``; any other difference is an error."""
+    saved = read_train_config(out)
+    if config is None:
+        return saved
+    differ = [f"{k}: checkpoint {v!r}, asked {getattr(config, k)!r}"
+              for k, v in dataclasses.asdict(saved).items() if k != "steps" and getattr(config, k) != v]
+    if differ:
+        raise CheckpointError(f"{out / 'config.json'} was trained with another configuration ("
+                              + "; ".join(differ) + "); resume with the same settings or use another folder")
+    return dataclasses.replace(saved, steps=config.steps)
+
+
+def _resume_state(out: Path, split_info: dict) -> tuple:
+    """Everything saved in ``out`` that a resumed run needs, after checking it belongs to these documents."""
+    info, model, tokenizer, _ = _read_checkpoint(out)
+    if info.get("data") != split_info:
+        raise CheckpointError(f"{out / 'config.json'}: the documents (or their split) differ from the ones this "
+                              "checkpoint was trained on; train again without resuming")
+    step = int(info["step"])
+    moments = _read_safetensors(out / "optimizer.safetensors", step)
+    metrics = _read_json(out / "metrics.json")
+    if metrics.get("step") != step:
+        raise CheckpointError(f"{out / 'metrics.json'} belongs to step {metrics.get('step')}, "
+                              f"config.json to step {step}")
+    history = {"train": metrics.get("train", []), "eval": metrics.get("eval", [])}
+    return model.train(), tokenizer, step, moments, info["optimizer"]["step"], history
+
+
+def _load_optimizer_state(optimizer: torch.optim.AdamW, model: GPT, moments: dict[str, torch.Tensor],
+                          adam_steps: dict[str, int], path: Path) -> None:
+    names = _param_names(model)
+    state_dict = optimizer.state_dict()  # parameters are numbered in param_groups order
+    order = [p for group in optimizer.param_groups for p in group["params"]]
+    state = {}
+    try:
+        for index, p in enumerate(order):
+            name = names[id(p)]
+            if name in adam_steps:
+                state[index] = {"step": torch.tensor(float(adam_steps[name])),
+                                "exp_avg": moments[f"{name}.exp_avg"], "exp_avg_sq": moments[f"{name}.exp_avg_sq"]}
+                if state[index]["exp_avg"].shape != p.shape:
+                    raise KeyError(f"{name}.exp_avg has the wrong shape")
+    except KeyError as exc:
+        raise CheckpointError(f"{path} does not match the model: {exc}") from None
+    optimizer.load_state_dict({"state": state, "param_groups": state_dict["param_groups"]})
+
+
+def train(
+    documents: Sequence[tuple[str, str]],
+    config: TrainConfig | None = None,
+    out: str | os.PathLike[str] = "mini-gpt",
+    *,
+    resume: bool = False,
+    stop_at: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a mini GPT on ``documents`` ((name, text) pairs); checkpoints and plots go to ``out``.
+
+    resume: continue from the checkpoint in ``out`` (same documents; ``config`` must match it except
+      ``steps``, and None means the checkpoint's). With the same ``steps`` the result equals an
+      uninterrupted run; with more, training goes on under the cosine schedule of the new total.
+    stop_at: stop after this update, as if interrupted, leaving a checkpoint to resume from.
+    progress: show a tqdm bar and the evaluations.
+
+    Returns a JSON-able summary: final validation loss (nats/token) and bits per byte, sizes, timings, files.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    config = _resume_config(out, config) if resume else (config or TrainConfig())
+    train_docs, val_docs = split_documents(documents, config.val_fraction, config.seed)
+    split_info = {"train_documents": [n for n, _ in train_docs], "val_documents": [n for n, _ in val_docs],
+                  "train_sha256": _data_digest(train_docs), "val_sha256": _data_digest(val_docs)}
+    train_texts, val_texts = [t for _, t in train_docs], [t for _, t in val_docs]
+
+    if resume:
+        model, tokenizer, start, moments, adam_steps, history = _resume_state(out, split_info)
+        tokenizer_seconds = 0.0  # the checkpoint's tokenizer
+    else:
+        t0 = time.perf_counter()
+        tokenizer = train_tokenizer(train_texts, config.vocab_size)
+        tokenizer_seconds = time.perf_counter() - t0
+        model = build_model(config, tokenizer.vocab_size).train()
+        start, history = 0, {"train": [], "eval": []}
+    train_data = token_stream(tokenizer, train_texts)  # (N_train,)
+    val_data = token_stream(tokenizer, val_texts)  # (N_val,)
+    for split, data in (("training", train_data), ("validation", val_data)):
+        if len(data) < config.context_length + 1:
+            raise ValueError(f"the {split} documents give only {len(data)} tokens; need more than the context of "
+                             f"{config.context_length} tokens (add documents or lower context_length)")
+    optimizer = make_optimizer(model, config)
+    if resume:
+        _load_optimizer_state(optimizer, model, moments, adam_steps, out / "optimizer.safetensors")
+    info = {"data": split_info, "tokens": {"train": len(train_data), "val": len(val_data)},
+            "n_params": model.n_params}
+    stop = config.steps if stop_at is None else min(stop_at, config.steps)
+
+    def evaluate(step: int) -> dict:
+        row = {"step": step, "train_loss": estimate_loss(model, train_data, config),
+               "val_loss": estimate_loss(model, val_data, config)}
+        history["eval"].append(row)
+        if progress:
+            tqdm.write(f"step {step:5d}: train loss {row['train_loss']:.4f}, validation loss {row['val_loss']:.4f}")
+        return row
+
+    if start == 0:
+        evaluate(0)  # the loss of the untrained model: about ln(vocab size)
+    t0 = time.perf_counter()
+    bar = tqdm(total=config.steps, initial=start, desc="training", unit="step", disable=not progress)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for step in range(start + 1, stop + 1):  # step = the number of this update, 1-based
+        lr = lr_at(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = get_batch(train_data, config.batch_size, config.context_length, _rng(config.seed, _TRAIN_BATCHES, step))
+        _, loss = model(x, y)  # x, y: (B, T); loss: mean next-token cross-entropy
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)  # norm before clipping
+        optimizer.step()
+        history["train"].append({"step": step, "loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item()})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}", refresh=False)
+        if step % config.eval_interval == 0 or step == config.steps:
+            evaluate(step)
+        if (step % config.eval_interval == 0 or step == stop) and step < config.steps:  # the last one: below
+            save_checkpoint(out, model, optimizer, tokenizer, config, step, history, info)
+    bar.close()
+    train_seconds = time.perf_counter() - t0
+    last = stop if stop > start else start
+
+    summary: dict[str, Any] = {"out": str(out), "step": last, "steps": config.steps, "finished": last == config.steps,
+                               "n_params": model.n_params, "vocab_size": tokenizer.vocab_size,
+                               "documents": {"train": len(train_docs), "val": len(val_docs)},
+                               "tokens": info["tokens"]}
+    if last == config.steps:
+        t0 = time.perf_counter()
+        eval_batch = max(config.batch_size, 4096 // config.context_length)  # ~4096 tokens per forward pass
+        final = evaluate_texts(model, tokenizer, val_texts, batch_size=eval_batch)
+        history["final"] = {"step": last, "val_loss": final.loss, "val_bpb": final.bits_per_byte,
+                            "val_nats": final.nats, "val_tokens": final.tokens, "val_bytes": final.bytes}
+        save_checkpoint(out, model, optimizer, tokenizer, config, last, history, info)
+        eval_seconds = time.perf_counter() - t0
+        summary |= {"val_loss": final.loss, "val_bpb": final.bits_per_byte, "val_tokens": final.tokens,
+                    "val_bytes": final.bytes}
+        if progress:
+            tqdm.write(f"validation: {final.loss:.4f} nats/token, {final.bits_per_byte:.4f} bits/byte "
+                       f"({final.tokens} tokens, {final.bytes} bytes)")
+    else:
+        eval_seconds = 0.0
+    if history["eval"]:
+        summary["last_eval"] = history["eval"][-1]
+    summary["seconds"] = {"tokenizer": round(tokenizer_seconds, 2), "training": round(train_seconds, 2),
+                          "final_eval": round(eval_seconds, 2), "total": round(time.perf_counter() - started, 2)}
+    summary["files"] = [str(out / name) for name in (*CHECKPOINT_FILES, "loss_curve.png") if (out / name).exists()]
+    return summary
