@@ -74,6 +74,22 @@ def test_bench_rag_quick():
     assert "| search p50, hybrid |" in md and "embed query" in md
 
 
+@pytest.mark.slow
+def test_bench_scratch_quick():
+    """The from-scratch suite compares against the libraries in one run, and the outputs are identical."""
+    result = run("bench", "--suite", "scratch", "--quick", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scratch = json.loads(result.stdout)["suites"]["scratch"]
+    assert scratch["encode"]["identical_ids"] and scratch["encode"]["ratio"] > 0
+    assert scratch["train"]["identical_merges"] and scratch["train"]["ratio"] > 1
+    assert scratch["generate"]["identical_greedy_tokens"] and scratch["generate"]["ratio"] > 0
+    mini = scratch["mini_gpt"]  # a checkpoint exists when the training tests ran first in this session
+    assert ("val_bpb" in mini and 0 < mini["val_bpb"] < 8 and mini["gzip_bpb"] > 0) or "mathrag scratch train" in \
+        mini["note"]
+    md = (Path(os.environ["MATHRAG_HOME"]) / "reports/bench.md").read_text()
+    assert "| encode the corpus |" in md and "| train BPE to 512 |" in md
+
+
 def test_bench_rejects_an_unknown_suite():
     result = run("bench", "--suite", "nope")
     assert result.returncode == 2 and "unknown suite 'nope'; choose one of rag, scratch" in result.stderr
