@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graphrag import GraphRetriever
+from graphrag import view as graph_view
+from graphrag.paths import UnknownConcept, learning_path
 from rag import attention_maps
 from rag.answering import Answer, stream_answer
 from rag.corpus import Note, load_corpus
 from rag.generators import get_generator
 from rag.models import ModelNotFound, generator_gguf_path
-from rag.retriever import Retriever
 from rag.settings import Settings, get_settings
 
 # An OpenAI-compatible endpoint is offered when both are set, e.g.
@@ -52,7 +54,7 @@ def escape_html(text: str) -> str:
 
 @dataclass
 class Engine:
-    retriever: Retriever
+    retriever: GraphRetriever
     generators: list[str]
     notes: list[Note] = field(default_factory=list)
     home: Path = field(default_factory=lambda: get_settings().home)
@@ -61,7 +63,7 @@ class Engine:
     def load(cls, settings: Settings | None = None, warm: bool = True) -> Engine:
         """Load (and build if needed) the index, and warm the default generator."""
         settings = settings or get_settings()
-        retriever = Retriever.load(settings)
+        retriever = GraphRetriever.load(settings)  # the vector modes and the graph's
         generators = available_generators()
         if warm:
             get_generator(generators[0], settings)
@@ -111,6 +113,29 @@ class Engine:
         return stream_answer(question[:MAX_MESSAGE_CHARS], retriever=self.retriever, k=int(k), mode=mode,
                              generator=generator, max_new_tokens=int(max_new_tokens),
                              temperature=float(temperature), history=history)
+
+    # ---- the knowledge graph
+
+    def answer_graph(self, reply: Answer | None):
+        """(RGB image, Markdown) of the part of the graph behind an answer."""
+        hits = reply.hits if reply is not None else []
+        sub = graph_view.answer_subgraph(self.retriever.data.graph, hits)
+        title = f"{sub.number_of_nodes()} concepts behind the last answer" if hits else ""
+        return attention_maps.figure_to_array(graph_view.draw(sub, title)), graph_view.describe(sub)
+
+    def learning_path(self, concept: str) -> str:
+        """Markdown: the notes to study before a concept, in order, each with its summary."""
+        try:
+            path = learning_path(self.retriever.data.graph, concept)
+        except UnknownConcept as exc:
+            return f"⚠️ {escape_html(str(exc))}"
+        g = self.retriever.data.graph
+        lines = [f"**Learning path to {g.nodes[path.target]['name']}** ({len(path.steps)} notes, prerequisites "
+                 "first):", ""]
+        lines += [f"{i}. **{s.title}** · *{s.area.replace('_', ' ')}* · `{s.source}`  \n   {escape_html(s.summary)}"
+                  for i, s in enumerate(path.steps, start=1)]
+        lines += [f"\n*Cycle among the prerequisites: {', '.join(c)}.*" for c in path.cycles]
+        return "\n".join(lines)
 
     # ---- inside the model
 

@@ -9,6 +9,8 @@ paths, attention maps, fine-tuned adapters) each get a tab of their own.
   Every answer is followed by a collapsible "Sources" entry listing each cited
   chunk: note title, section, score, and the chunk's text when expanded.
 - **Notes**: browse the corpus by area and read a note, rendered with its math.
+- **Knowledge graph**: the concepts behind the last answer (a picture of the
+  subgraph its hits came through) and a learning-path finder.
 - **Inside the model**: attention heatmaps of a chosen layer and head, for the
   last question (or any text), from SmolLM2 run by ``from_scratch`` or from
   the mini GPT trained on the notes (:mod:`rag.attention_maps`).
@@ -56,8 +58,11 @@ def _conversation(history: list[dict]) -> list[dict]:
 
 
 def chat_turn(engine: Engine, message: str, history: list[dict], mode: str, generator: str, k: int,
-              max_new_tokens: int, temperature: float) -> Iterator[tuple]:
-    """One chat turn: (chatbot messages, textbox value, note-link dropdown) at each streamed step."""
+              max_new_tokens: int, temperature: float, on_reply=None) -> Iterator[tuple]:
+    """One chat turn: (chatbot messages, textbox value, note-link dropdown) at each streamed step.
+
+    ``on_reply(answer)`` is called with the finished answer (the graph tab draws what is behind it).
+    """
     history = list(history or [])
     if not message or not message.strip():
         gr.Warning("Type a question first.")
@@ -91,6 +96,8 @@ def chat_turn(engine: Engine, message: str, history: list[dict], mode: str, gene
             history.append({"role": "assistant", "content": body,
                             "metadata": {"title": title, "parent_id": group, "status": "done"}})
     links = note_link_choices(reply)
+    if on_reply is not None:
+        on_reply(reply)
     yield history, "", gr.update(choices=links, value=links[0][1] if links else None)
 
 
@@ -154,6 +161,26 @@ def attention_tab(engine: Engine) -> gr.Textbox | None:
     return text
 
 
+def graph_tab(engine: Engine):
+    """The "Knowledge graph" tab: the graph behind the last answer, and a learning-path finder."""
+    with gr.Tab("Knowledge graph", id="graph"):
+        gr.Markdown("The concepts behind the last answer and how the notes connect them: nodes are notes (large) "
+                    "and terms they define (small), coloured by area; edges are prerequisites, links, "
+                    "definitions and co-occurrence. Retrieval modes starting with *graph-* search through this "
+                    "graph.")
+        picture = gr.Image(label="Graph behind the last answer", type="numpy", interactive=False,
+                           elem_id="graph-image", buttons=["download"])
+        legend = gr.Markdown(elem_id="graph-legend")
+        with gr.Row():
+            concept = gr.Textbox(label="Learning path to a concept", placeholder="e.g. attention, LoRA, SVD",
+                                 scale=4, elem_id="path-concept")
+            find = gr.Button("Find the path", scale=1, elem_id="find-path")
+        path = gr.Markdown(elem_id="path-view")
+    find.click(engine.learning_path, concept, path, api_visibility="private")
+    concept.submit(engine.learning_path, concept, path, api_visibility="private")
+    return picture, legend
+
+
 def _head_choices(n_heads: int) -> list[tuple[str, int]]:
     return [("all heads", -1)] + [(f"head {h}", h) for h in range(n_heads)]
 
@@ -193,13 +220,20 @@ def build_ui(engine: Engine) -> gr.Blocks:
                                        elem_id="note-choice")
                 note_view = gr.Markdown(engine.render_note(first[0][1] if first else None),
                                         latex_delimiters=LATEX, elem_id="note-view")
+            graph_picture, graph_legend = graph_tab(engine)
             attention = attention_tab(engine)
 
         inputs = [message, chatbot, mode, generator, k, max_new_tokens, temperature]
         outputs = [chatbot, message, note_links]
+        turn_outputs = [*outputs, graph_picture, graph_legend]
 
         def respond(*args):
-            yield from chat_turn(engine, *args)
+            finished = []
+            last = None
+            for last in chat_turn(engine, *args, on_reply=finished.append):
+                yield (*last, gr.skip(), gr.skip())
+            if finished and last is not None:  # draw the graph behind the answer once it is complete
+                yield (*last, *engine.answer_graph(finished[0]))
 
         if attention is not None:
             # The attention tab looks at the last question. Registered before `respond`, which clears the
@@ -209,8 +243,8 @@ def build_ui(engine: Engine) -> gr.Blocks:
 
             for event in (send.click, message.submit):
                 event(keep_question, [message, attention], attention, queue=False, api_visibility="private")
-        send.click(respond, inputs, outputs, api_visibility="private")
-        message.submit(respond, inputs, outputs, api_visibility="private")
+        send.click(respond, inputs, turn_outputs, api_visibility="private")
+        message.submit(respond, inputs, turn_outputs, api_visibility="private")
         clear.click(lambda: ([], "", gr.update(choices=[], value=None)), None, outputs, api_visibility="private")
 
         def pick_area(chosen: str):

@@ -18,6 +18,7 @@ from pathlib import Path
 from rag import __version__, scratch_cli
 from rag import corpus as corpus_mod
 from rag.models import ModelNotFound, embedding_model_dir, generator_gguf_path
+from rag.plugins import after_index_hooks, all_modes, load_retriever
 from rag.settings import get_settings
 
 MODES = ("dense", "bm25", "hybrid")
@@ -89,19 +90,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     from rag.index import update_index
 
     index, report = update_index(rebuild=args.rebuild, kind=args.kind, progress=not args.json)
+    # what is built on the index (the knowledge graph) follows it
+    also = [hook(index, rebuild=args.rebuild, progress=not args.json) for hook in after_index_hooks()]
     if args.json:
         print(json.dumps({**report.__dict__, "chunks": len(index), "kind": index.kind,
-                          "path": str(index.path)}, indent=2))
+                          "path": str(index.path), "also": also}, indent=2))
     else:
         print(report.summary())
         print(f"{len(index)} chunks, {index.kind} FAISS index at {index.path}")
+        for line in also:
+            print(line)
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from rag.retriever import Retriever
-
-    hits = Retriever.load(progress=not args.json).search(args.query, k=args.k, mode=args.mode, mmr=args.mmr)
+    retriever = load_retriever([args.mode], progress=not args.json)
+    hits = retriever.search(args.query, k=args.k, mode=args.mode, mmr=args.mmr)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         return 0
@@ -110,7 +114,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         preview = " ".join(hit.text.split())
         print(f"    {preview[:200]}{'...' if len(preview) > 200 else ''}")
     if not hits:
-        print("no matching chunks")
+        print(getattr(retriever, "last_message", "") or "no matching chunks")
     return 0
 
 
@@ -119,7 +123,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     final = None
     shown = 0
-    for final in stream_answer(args.question, k=args.k, mode=args.mode, generator=args.generator,
+    retriever = load_retriever([args.mode], progress=not args.json)
+    for final in stream_answer(args.question, retriever=retriever, k=args.k, mode=args.mode, generator=args.generator,
                                max_new_tokens=args.max_new_tokens, temperature=args.temperature):
         if not args.json and not final.done:
             print(final.text[shown:], end="", flush=True)
@@ -144,7 +149,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluation import run_eval
 
-    summary = run_eval(generators=tuple(args.generator or ["extractive"]), limit=args.limit, progress=not args.json)
+    modes = tuple(args.mode) if args.mode else all_modes(MODES)
+    summary = run_eval(generators=tuple(args.generator or ["extractive"]), limit=args.limit, modes=modes,
+                       progress=not args.json)
     if args.json:
         slim = {**summary, "retrieval": {m: {k: v for k, v in r.items() if k != "misses@5"}
                                          for m, r in summary["retrieval"].items()},
@@ -197,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Search the notes (dense, BM25 or hybrid) and print the best chunks.")
     p.add_argument("query", help="what to look for")
     p.add_argument("--k", type=int, default=5, help="how many chunks (default 5)")
-    p.add_argument("--mode", default="hybrid", choices=MODES, help="retrieval mode (default hybrid)")
+    p.add_argument("--mode", default="hybrid", choices=all_modes(MODES), help="retrieval mode (default hybrid)")
     p.add_argument("--mmr", action="store_true", help="diversify the results (maximal marginal relevance)")
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
     p.set_defaults(func=cmd_search)
@@ -206,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Answer a question from the notes; the answer streams and cites its sources.")
     p.add_argument("question", help="the question")
     p.add_argument("--k", type=int, default=5, help="how many chunks to give the model (default 5)")
-    p.add_argument("--mode", default="hybrid", choices=MODES, help="retrieval mode (default hybrid)")
+    p.add_argument("--mode", default="hybrid", choices=all_modes(MODES), help="retrieval mode (default hybrid)")
     p.add_argument("--generator", default="smollm2",
                    help="smollm2 (default), extractive, hf:<model dir>, openai:<base_url>#<model>")
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit in tokens (default 256)")
@@ -221,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", action="append", help="generator(s) to evaluate answers with "
                    "(repeatable; default extractive)")
     p.add_argument("--limit", type=int, default=None, help="answer only this many questions per generator")
+    p.add_argument("--mode", action="append", choices=all_modes(MODES),
+                   help="retrieval mode(s) to measure (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_eval)
 

@@ -6,7 +6,11 @@ questions are deliberately outside the notes. From it:
 
 - retrieval, per mode: recall@k (a chunk of a gold note among the first k),
   MRR (mean of 1 / rank of the first gold chunk), nDCG@10 (gold chunks as
-  relevant, binary gains), and search latency;
+  relevant, binary gains), note coverage@k (the share of a question's gold
+  notes that have a chunk among the first k) and search latency;
+- the same on the multi-hop set (``rag/data/multihop_questions.jsonl``: each
+  question needs two to four notes), where note coverage@k is the measure
+  that counts: finding one of the notes is not enough;
 - answers, for one generator: key-term coverage (share of key terms present in
   the answer), citation precision (share of citations whose chunk contains a
   key term), how often a gold note is cited, refusal accuracy on questions the
@@ -29,10 +33,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.answering import answer
+from rag.plugins import all_modes, load_retriever
 from rag.retriever import MODES, Retriever
 from rag.settings import Settings, get_settings
 
 DATASET = Path(__file__).resolve().parent / "data" / "dev_questions.jsonl"
+MULTIHOP = Path(__file__).resolve().parent / "data" / "multihop_questions.jsonl"
 KS = (1, 5, 10)
 
 
@@ -86,6 +92,7 @@ def evaluate_retrieval(retriever: Retriever, questions: list[Question], modes=MO
     results = {}
     for mode in modes:
         recalls = {k: 0 for k in KS}
+        coverage: dict[int, list[float]] = {k: [] for k in KS}
         rr, ndcg, latencies, misses = [], [], [], []
         for q in tqdm(answerable, desc=f"retrieval ({mode})", disable=not progress, leave=False):
             start = time.perf_counter()
@@ -96,6 +103,7 @@ def evaluate_retrieval(retriever: Retriever, questions: list[Question], modes=MO
             first = next((i for i, r in enumerate(relevant) if r), None)
             for k in KS:
                 recalls[k] += first is not None and first < k
+                coverage[k].append(len(gold & {h.source for h in hits[:k]}) / len(gold))
             rr.append(1.0 / (first + 1) if first is not None else 0.0)
             dcg = sum(1.0 / math.log2(i + 2) for i, r in enumerate(relevant) if r)
             ideal_n = min(k_max, sum(chunks_per_note.get(n, 0) for n in gold))
@@ -107,6 +115,7 @@ def evaluate_retrieval(retriever: Retriever, questions: list[Question], modes=MO
         n = len(answerable)
         results[mode] = {
             **{f"recall@{k}": recalls[k] / n for k in KS},
+            **{f"coverage@{k}": statistics.fmean(coverage[k]) for k in KS},
             "mrr": statistics.fmean(rr),
             "ndcg@10": statistics.fmean(ndcg),
             "latency_p50_ms": 1000 * percentile(latencies, 50),
@@ -188,6 +197,14 @@ def markdown_report(summary: dict) -> str:
     for mode, r in summary["retrieval"].items():
         lines.append(f"| {mode} | {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | {r['mrr']:.3f} "
                      f"| {r['ndcg@10']:.3f} | {r['latency_p50_ms']:.1f} | {r['latency_p95_ms']:.1f} |")
+    if summary.get("retrieval_multihop"):
+        lines += ["", f"## Multi-hop retrieval ({summary['multihop_questions']} questions, each needing 2-4 notes)",
+                  "", "Note coverage@k: the share of a question's notes with a chunk among the first k.", "",
+                  "| mode | coverage@5 | coverage@10 | recall@5 (any note) | MRR | p50 ms |",
+                  "|---|---|---|---|---|---|"]
+        for mode, r in summary["retrieval_multihop"].items():
+            lines.append(f"| {mode} | {r['coverage@5']:.3f} | {r['coverage@10']:.3f} | {r['recall@5']:.3f} "
+                         f"| {r['mrr']:.3f} | {r['latency_p50_ms']:.1f} |")
     for a in summary.get("answers", []):
         lines += ["", f"## Answers: {a['generator']} ({a['mode']}, {a['questions']} questions)", "",
                   "| metric | value |", "|---|---|"]
@@ -232,10 +249,14 @@ def plot_retrieval(summary: dict, path: Path) -> None:
 
 
 def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = ("extractive",),
-             limit: int | None = None, modes=MODES, progress: bool = True, dataset: Path = DATASET) -> dict:
+             limit: int | None = None, modes=None, progress: bool = True, dataset: Path = DATASET,
+             multihop: Path | None = MULTIHOP) -> dict:
+    """Retrieval for every mode (those of installed plugins too) on the development and multi-hop sets,
+    and answers for each generator on the development set."""
     settings = settings or get_settings()
+    modes = tuple(modes or all_modes(MODES))
     questions = load_questions(dataset)
-    retriever = Retriever.load(settings, progress=progress)
+    retriever = load_retriever(modes, settings, progress=progress)
     start = time.perf_counter()
     summary = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -246,6 +267,10 @@ def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = 
         "answers": [evaluate_answers(retriever, questions, generator=g, limit=limit, progress=progress)
                     for g in generators],
     }
+    if multihop is not None and multihop.is_file():
+        hard = load_questions(multihop)
+        summary["multihop_questions"] = len(hard)
+        summary["retrieval_multihop"] = evaluate_retrieval(retriever, hard, modes, progress=progress)
     summary["seconds"] = time.perf_counter() - start
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)

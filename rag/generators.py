@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -95,7 +96,7 @@ def ensure_smollm2(settings: Settings | None = None) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"mathrag: converting {gguf.name} to safetensors (once, about 25 s)...", flush=True)
+    print(f"mathrag: converting {gguf.name} to safetensors (once, about 25 s)...", file=sys.stderr, flush=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained while it still looks quantized.

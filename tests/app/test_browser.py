@@ -100,3 +100,20 @@ def test_inside_the_model_tab_draws_the_attention_of_the_last_question(page):
     page.get_by_text("a heatmap shows at most 96").wait_for(timeout=30_000)
     assert page.get_by_text("All 9 heads of layer 0").count() == 1  # the last picture and caption are kept
     page.get_by_role("tab", name="Chat").click()
+
+
+def test_knowledge_graph_tab_draws_the_graph_behind_the_last_answer_and_finds_paths(page):
+    """After an answer, the graph tab shows the concepts behind it; the path finder lists prerequisites in order."""
+    page.get_by_role("tab", name="Knowledge graph").click()
+    page.locator("#graph-image img").wait_for(timeout=60_000)
+    legend = page.locator("#graph-legend").inner_text()
+    assert "Activation Functions" in legend  # the note the tanh answers came from
+    page.locator("#path-concept textarea").fill("LoRA")
+    page.locator("#find-path").click()
+    page.get_by_text("Learning path to LoRA").wait_for(timeout=30_000)
+    text = page.locator("#path-view").inner_text()
+    assert text.index("Singular Value Decomposition") < text.index("corpus/transformers_genai/lora.md")
+    page.locator("#path-concept textarea").fill("attenshun")
+    page.locator("#find-path").click()
+    page.get_by_text("closest: Scaled Dot-Product Attention").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Chat").click()

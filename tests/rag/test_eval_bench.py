@@ -53,12 +53,17 @@ def test_eval_command_writes_its_reports():
     summary = json.loads(result.stdout)
     hybrid = summary["retrieval"]["hybrid"]
     assert hybrid["recall@5"] >= 0.9, hybrid  # the target, on the real corpus and question set
-    assert set(summary["retrieval"]) == {"dense", "bm25", "hybrid"}
+    modes = {"dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid"}  # graph modes: a plugin
+    assert set(summary["retrieval"]) == modes and set(summary["retrieval_multihop"]) == modes
+    assert summary["multihop_questions"] >= 30
+    for r in summary["retrieval_multihop"].values():
+        assert 0 < r["coverage@5"] <= r["coverage@10"] <= 1 and r["recall@5"] >= r["coverage@5"]
     answers = summary["answers"][0]
     assert answers["generator"] == "extractive" and answers["questions"] == 12
     for name in ("eval.json", "eval.md", "eval_retrieval.png"):
         path = Path(os.environ["MATHRAG_HOME"]) / "reports" / name
         assert path.is_file() and path.stat().st_size > 200
+    assert "## Multi-hop retrieval" in (Path(os.environ["MATHRAG_HOME"]) / "reports" / "eval.md").read_text()
     assert (Path(os.environ["MATHRAG_HOME"]) / "reports/eval_retrieval.png").read_bytes()[:4] == b"\x89PNG"
 
 

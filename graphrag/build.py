@@ -1,0 +1,198 @@
+"""Build the knowledge graph from the notes and their chunks: nodes, typed edges with provenance.
+
+Nodes (attribute ``kind``):
+
+- ``note``: a concept per note (``note:<slug>``): title, summary, area, source, aliases.
+- ``term``: a term a note defines (``term:<name>``): name, defining sentence, aliases.
+- ``chunk``: a chunk of the search index (its ``chunk_id``): source, heading.
+
+Edges, in a ``networkx.MultiDiGraph`` keyed by their type, each with a ``weight`` and a
+``provenance`` (the chunk ids that support it) and ``evidence`` (where it comes from, in words):
+
+- ``prerequisite_of``: note P -> note N when N's front matter lists P (evidence: the front
+  matter; provenance: N's summary chunk).
+- ``links_to``: note A -> note B for each Markdown link from A to B (provenance: the chunks
+  holding the link; a link in "See also", which is not indexed, cites A's summary chunk).
+- ``defines``: note -> term, for the terms in bold in the note's definition sections
+  (provenance: the chunks where the bold term appears).
+- ``mentions``: chunk -> concept, each concept named in the chunk (weight: how many times).
+  A chunk's mentions of its own note are left out: every chunk is about its note.
+- ``related``: concept -- concept (stored once, from the smaller id) when the two are named
+  together in chunks more often than chance. With n chunks, c(a) chunks naming a, c(a, b)
+  naming both, the pointwise mutual information is
+
+      PMI(a, b) = log( p(a, b) / (p(a) p(b)) ) = log( c(a, b) n / (c(a) c(b)) )
+
+  and its normalized form NPMI = PMI / (-log p(a, b)) lies in [-1, 1] (1: always together,
+  0: independent). An edge is kept when c(a, b) >= 2 and NPMI >= 0.2; its weight is the NPMI.
+
+A prerequisite cycle does not stop the build: it is reported (``graph.graph["cycles"]``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import PurePosixPath
+
+import networkx as nx
+
+from graphrag.concepts import ConceptMatcher, extract_concepts, normalize, note_id
+from rag.chunking import Chunk
+from rag.corpus import Note
+
+EDGE_TYPES = ("prerequisite_of", "links_to", "defines", "mentions", "related")
+MIN_COOCCUR, MIN_NPMI = 2, 0.2
+GENERIC_SHARE = 0.04  # a term named in more than this share of chunks ("vector") is too generic to be a node
+_LINK = re.compile(r"\[[^\]]*\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
+
+
+def linked_slugs(note: Note, slugs: set[str]) -> list[tuple[str, int]]:
+    """(target slug, offset in the body) for each Markdown link from the note to another note."""
+    out = []
+    for m in _LINK.finditer(note.body):
+        slug = PurePosixPath(m.group(1)).stem
+        if slug in slugs and slug != note.slug:
+            out.append((slug, m.start()))
+    return out
+
+
+def _add_edge(g: nx.MultiDiGraph, u: str, v: str, kind: str, weight: float, provenance: list[str],
+              evidence: str) -> None:
+    if g.has_edge(u, v, key=kind):  # the same relation seen again: more support
+        data = g.edges[u, v, kind]
+        data["provenance"] = sorted(set(data["provenance"]) | set(provenance))
+        data["weight"] = max(data["weight"], weight)
+        return
+    g.add_edge(u, v, key=kind, type=kind, weight=float(weight), provenance=sorted(set(provenance)),
+               evidence=evidence)
+
+
+def build_graph(notes: Sequence[Note], chunks: Sequence[Chunk]) -> nx.MultiDiGraph:
+    """The knowledge graph of the notes, with every edge's provenance among ``chunks``."""
+    concepts, defines = extract_concepts(notes)
+    by_source: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        by_source.setdefault(c.source, []).append(c)
+    matcher = ConceptMatcher(concepts)
+    mentioned = {c.chunk_id: matcher.counts(c.text) for c in chunks}
+
+    # Drop terms too generic to say anything (named in many chunks); note concepts always stay.
+    df = Counter(cid for counts in mentioned.values() for cid in counts)
+    generic = {c.id for c in concepts if c.kind == "term" and df[c.id] > GENERIC_SHARE * max(1, len(chunks))}
+    concepts = [c for c in concepts if c.id not in generic]
+    known = {c.id for c in concepts}
+
+    g = nx.MultiDiGraph(format="mathrag-graph", generic_terms=sorted(generic))
+    for c in concepts:
+        g.add_node(c.id, kind=c.kind, name=c.name, aliases=c.aliases, area=c.area, description=c.description,
+                   sources=c.sources)
+    for note in notes:
+        g.nodes[note_id(note.slug)]["source"] = note.source
+    for c in chunks:
+        g.add_node(c.chunk_id, kind="chunk", name=c.heading, source=c.source, area=c.area)
+
+    summary_chunk = {s: next((c.chunk_id for c in cs if c.chunk_id.endswith("#summary:0")), cs[0].chunk_id)
+                     for s, cs in by_source.items()}
+    slugs = {n.slug for n in notes}
+    for note in notes:
+        here = note_id(note.slug)
+        own = summary_chunk.get(note.source)
+        note_chunks = by_source.get(note.source, [])
+        for pre in note.prerequisites:
+            if pre in slugs:
+                _add_edge(g, note_id(pre), here, "prerequisite_of", 1.0, [own] if own else [],
+                          f"front matter of {note.source}: prerequisites")
+        for slug, _ in linked_slugs(note, slugs):
+            holders = [c.chunk_id for c in note_chunks if re.search(rf"[(/]{re.escape(slug)}\.md", c.text)]
+            _add_edge(g, here, note_id(slug), "links_to", 1.0, holders or ([own] if own else []),
+                      f"a link in {note.source}" + ("" if holders else " (See also)"))
+        for cid, term in defines.get(note.source, []):
+            if cid not in known or cid == here:
+                continue
+            pattern = re.compile(rf"\*\*{re.escape(term)}", re.IGNORECASE)
+            holders = [c.chunk_id for c in note_chunks if pattern.search(c.text)] or ([own] if own else [])
+            _add_edge(g, here, cid, "defines", 1.0, holders, f"**{term}** in {note.source}")
+
+    # mentions: chunk -> concept (its own note left out)
+    chunk_note = {c.chunk_id: note_id(c.slug or PurePosixPath(c.source).stem) for c in chunks}
+    concept_chunks: dict[str, set[str]] = {}
+    for chunk_id, counts in mentioned.items():
+        for cid, n in counts.items():
+            if cid not in known or cid == chunk_note[chunk_id]:
+                continue
+            _add_edge(g, chunk_id, cid, "mentions", float(n), [chunk_id], "named in the chunk")
+            concept_chunks.setdefault(cid, set()).add(chunk_id)
+        # a chunk is also about its own note: count it for co-occurrence (not as a mention edge)
+        concept_chunks.setdefault(chunk_note[chunk_id], set()).add(chunk_id)
+
+    # related: co-occurrence in chunks, kept by normalized PMI
+    n = max(1, len(chunks))
+    in_chunk: dict[str, set[str]] = {}
+    for cid, holders in concept_chunks.items():
+        for h in holders:
+            in_chunk.setdefault(h, set()).add(cid)
+    pair_chunks: dict[tuple[str, str], list[str]] = {}
+    for h, cids in in_chunk.items():
+        for a, b in combinations(sorted(cids), 2):
+            pair_chunks.setdefault((a, b), []).append(h)
+    for (a, b), holders in pair_chunks.items():
+        if len(holders) < MIN_COOCCUR:
+            continue
+        p_ab = len(holders) / n
+        pmi = math.log(p_ab / ((len(concept_chunks[a]) / n) * (len(concept_chunks[b]) / n)))
+        npmi = pmi / -math.log(p_ab) if p_ab < 1 else 1.0
+        if npmi >= MIN_NPMI:
+            _add_edge(g, a, b, "related", round(npmi, 4), holders, f"named together in {len(holders)} chunks")
+
+    g.graph["cycles"] = prerequisite_cycles(g)
+    return g
+
+
+def prerequisite_graph(g: nx.MultiDiGraph) -> nx.DiGraph:
+    """The notes and their prerequisite_of edges only (P -> N: study P before N)."""
+    d = nx.DiGraph()
+    d.add_nodes_from(n for n, k in g.nodes(data="kind") if k == "note")
+    d.add_edges_from((u, v) for u, v, k in g.edges(keys=True) if k == "prerequisite_of")
+    return d
+
+
+def prerequisite_cycles(g: nx.MultiDiGraph) -> list[list[str]]:
+    """Each prerequisite cycle as the list of its notes (empty when the prerequisites are acyclic)."""
+    return [sorted(c) for c in nx.simple_cycles(prerequisite_graph(g))]
+
+
+def concept_graph(g: nx.MultiDiGraph) -> nx.Graph:
+    """Concepts only, undirected and weighted, for communities and PageRank.
+
+    Weight of a concept pair = sum over their edges: prerequisite_of 1.0, links_to 0.6, defines 1.0,
+    related NPMI; plus 0.1 per chunk of note A that mentions concept B (mentions projected onto notes).
+    """
+    u_g = nx.Graph()
+    u_g.add_nodes_from((n, d) for n, d in g.nodes(data=True) if d["kind"] != "chunk")
+    factor = {"prerequisite_of": 1.0, "links_to": 0.6, "defines": 1.0, "related": 1.0}
+    for a, b, kind, data in g.edges(keys=True, data=True):
+        if kind == "mentions":
+            a = note_id(PurePosixPath(g.nodes[a]["source"]).stem)
+            w = 0.1
+        else:
+            w = factor[kind] * data["weight"]
+        if a == b or a not in u_g or b not in u_g:
+            continue
+        prev = u_g.edges[a, b]["weight"] if u_g.has_edge(a, b) else 0.0
+        u_g.add_edge(a, b, weight=prev + w)
+    return u_g
+
+
+def concept_names(g: nx.MultiDiGraph) -> dict[str, str]:
+    """Normalized name or alias -> concept id, for lookups by name."""
+    out: dict[str, str] = {}
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "chunk":
+            continue
+        for name in [d["name"], *d.get("aliases", [])]:
+            out.setdefault(normalize(name), n)
+    return out

@@ -1,0 +1,275 @@
+"""Search through the knowledge graph: ``GraphRetriever`` adds three modes to the vector retriever.
+
+``GraphRetriever`` wraps a :class:`rag.Retriever` (whose ``dense``, ``bm25`` and ``hybrid`` modes
+it passes through) and adds:
+
+- ``graph-local``: find the concepts of the question (by name or alias, and by embedding
+  similarity to the concepts' descriptions: the seeds), spread from them one and two hops along
+  the graph's edges, and collect the chunks behind the concepts reached: the chunks of a reached
+  note, the chunks that define a reached term, the chunks that mention one. A concept reached
+  from seed s over edges e_1..e_h scores
+
+      score = sim(s) * prod_i w(e_i) * DECAY^h        (the best path counts)
+
+  with w by type (defines 0.9, prerequisite_of 0.8, links_to 0.6, related: its NPMI). A chunk
+  scores cos(question, chunk) + GRAPH_WEIGHT * (its best concept's score): the graph decides
+  which chunks are candidates and lifts the ones close to the question's concepts; the cosine
+  picks the passages that answer it.
+- ``graph-global``: rank the community reports against the question; from each of the best
+  communities take its notes' chunks closest to the question (map), then merge them (reduce).
+- ``graph-hybrid``: reciprocal rank fusion of graph-local and the vector hybrid ranking.
+
+Every hit carries ``subgraph``: the node and edge ids that produced it (seed concept, the path
+walked, the chunk), which the app draws. "local" and "global" are accepted for the first two.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphrag.concepts import Concept, ConceptMatcher
+from graphrag.store import GraphData, ensure_graph
+from rag.retriever import Hit, Retriever, check_k
+from rag.settings import Settings
+from rag.text import clean_question
+
+GRAPH_MODES = ("graph-local", "graph-global", "graph-hybrid")
+ALIASES = {"local": "graph-local", "global": "graph-global"}
+EDGE_WEIGHT = {"defines": 0.9, "prerequisite_of": 0.8, "links_to": 0.6}
+DECAY, MAX_HOPS = 0.6, 2
+SEED_MIN_SIMILARITY, SEEDS_BY_EMBEDDING = 0.45, 3
+GRAPH_WEIGHT = 0.15
+TOP_COMMUNITIES, POINTS_PER_COMMUNITY = 3, 4
+RRF_K = 60
+
+
+@dataclass
+class GraphHit(Hit):
+    """A hit with the part of the graph that led to it."""
+
+    subgraph: dict = field(default_factory=lambda: {"nodes": [], "edges": []})
+
+
+@dataclass
+class Seed:
+    concept: str
+    score: float
+    how: str  # "name" (named in the question) or "similar" (embedding)
+
+
+class GraphRetriever:
+    """``rag.Retriever``'s modes plus graph-local, graph-global and graph-hybrid."""
+
+    def __init__(self, base: Retriever, data: GraphData):
+        self.base = base
+        self.data = data
+        self.modes = (*base.modes, *GRAPH_MODES)
+        g = data.graph
+        self.matcher = ConceptMatcher(Concept(n, d["kind"], d["name"], list(d.get("aliases", [])))
+                                      for n, d in g.nodes(data=True) if d["kind"] != "chunk")
+        self.row_of_chunk = {c.chunk_id: i for i, c in enumerate(base.index.chunks)}
+        self.chunks_of_note: dict[str, list[str]] = {}
+        for c in base.index.chunks:
+            self.chunks_of_note.setdefault(c.source, []).append(c.chunk_id)
+        self.last_message = ""
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, *, progress: bool = True, rebuild: bool = False,
+             ) -> GraphRetriever:
+        """The vector index (built or updated if needed) and the graph that follows it."""
+        base = Retriever.load(settings, progress=progress)
+        data, _ = ensure_graph(base.index, base.settings, rebuild=rebuild, progress=progress)
+        return cls(base, data)
+
+    def refresh(self, progress: bool = False):
+        report = self.base.refresh(progress=progress)
+        self.data, _ = ensure_graph(self.base.index, self.base.settings, progress=progress)
+        self.__init__(self.base, self.data)
+        return report
+
+    # the vector retriever's services, unchanged
+    def terms(self, query: str):
+        return self.base.terms(query)
+
+    def similarity(self, query: str, hits: list[Hit]) -> list[float]:
+        return self.base.similarity(query, hits)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return self.base.embed_query(query)
+
+    @property
+    def index(self):
+        return self.base.index
+
+    @property
+    def settings(self):
+        return self.base.settings
+
+    # ---- search
+
+    def search(self, query: str, k: int = 5, mode: str = "graph-hybrid", **kwargs) -> list[Hit]:
+        """The ``k`` best chunks. Vector modes go to the wrapped retriever; graph modes are answered here."""
+        mode = ALIASES.get(mode, mode)
+        if mode not in GRAPH_MODES:
+            return self.base.search(query, k=k, mode=mode, **kwargs)  # checks the mode and k
+        k = check_k(k)
+        query, _ = clean_question(query)
+        self.last_message = ""
+        if not query.strip() or not len(self.base.index):
+            return []
+        qvec = self.base.embed_query(query)[0]  # (384,), normalized
+        if mode == "graph-local":
+            return self._local(query, qvec, k)
+        if mode == "graph-global":
+            return self._global(qvec, k)
+        return self._hybrid(query, qvec, k)
+
+    def find_concepts(self, query: str, qvec: np.ndarray | None = None) -> list[Seed]:
+        """The concepts a question is about: named in it (score 1), or close to it in embedding space."""
+        seeds: dict[str, Seed] = {}
+        for cid, _, _ in self.matcher.find(query):
+            seeds[cid] = Seed(cid, 1.0, "name")
+        if qvec is None:
+            qvec = self.base.embed_query(query)[0]
+        sims = self.data.concept_vectors @ qvec  # (n_concepts,)
+        for row in np.argsort(-sims)[:SEEDS_BY_EMBEDDING]:
+            cid = self.data.concept_ids[row]
+            if sims[row] >= SEED_MIN_SIMILARITY and cid not in seeds:
+                seeds[cid] = Seed(cid, float(sims[row]), "similar")
+        return sorted(seeds.values(), key=lambda s: -s.score)
+
+    def _edges_from(self, node: str) -> Iterable[tuple[str, str, float, tuple[str, str, str]]]:
+        """(neighbour concept, edge type, weight, edge id) over concept-to-concept edges, both directions."""
+        g = self.data.graph
+        for _, v, key, d in g.out_edges(node, keys=True, data=True):
+            if key != "mentions":
+                yield v, key, EDGE_WEIGHT.get(key, d["weight"]), (node, v, key)
+        for u, _, key, d in g.in_edges(node, keys=True, data=True):
+            if key != "mentions" and g.nodes[u]["kind"] != "chunk":
+                yield u, key, EDGE_WEIGHT.get(key, d["weight"]), (u, node, key)
+
+    def spread(self, seeds: list[Seed]) -> dict[str, tuple[float, list[tuple[str, str, str]]]]:
+        """Concept -> (best score, the edges of its best path from a seed), up to MAX_HOPS hops."""
+        best: dict[str, tuple[float, list]] = {}
+        heap = [(-s.score, s.concept, 0, []) for s in seeds]
+        heapq.heapify(heap)
+        while heap:  # best-first: the first time a concept is popped, its path is the best one
+            neg, node, hops, path = heapq.heappop(heap)
+            if node in best:
+                continue
+            best[node] = (-neg, path)
+            if hops == MAX_HOPS:
+                continue
+            for nxt, _, w, edge in self._edges_from(node):
+                if nxt not in best:
+                    heapq.heappush(heap, (neg * w * DECAY, nxt, hops + 1, [*path, edge]))
+        return best
+
+    def _chunks_behind(self, concept: str) -> list[tuple[str, float, tuple[str, str, str] | None]]:
+        """(chunk id, how strongly it belongs to the concept, the edge that ties them) for a concept."""
+        g = self.data.graph
+        d = g.nodes[concept]
+        out = []
+        if d["kind"] == "note":
+            out += [(c, 1.0, (c, concept, "part_of")) for c in self.chunks_of_note.get(d.get("source", ""), [])]
+        for u, _, key, data in g.in_edges(concept, keys=True, data=True):
+            if key == "mentions":
+                out.append((u, 0.5, (u, concept, "mentions")))
+            elif key == "defines":
+                out += [(c, 0.9, (u, concept, "defines")) for c in data["provenance"]]
+        return out
+
+    def _hit(self, chunk_id: str, score: float, similarity: float, nodes: list[str], edges: list) -> GraphHit:
+        chunk = self.base.index.chunks[self.row_of_chunk[chunk_id]]
+        return GraphHit(text=chunk.text, source=chunk.source, heading=chunk.heading, title=chunk.title,
+                        score=float(score), chunk_id=chunk_id, area=chunk.area, tags=list(chunk.tags),
+                        similarity=float(similarity),
+                        subgraph={"nodes": list(dict.fromkeys(nodes)), "edges": [list(e) for e in edges]})
+
+    def _cosines(self, chunk_ids: list[str], qvec: np.ndarray) -> np.ndarray:
+        rows = [self.row_of_chunk[c] for c in chunk_ids]
+        return self.base.index.vectors[rows] @ qvec if rows else np.zeros(0)
+
+    def _local(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
+        seeds = self.find_concepts(query, qvec)
+        if not seeds:
+            self.last_message = "no concept of the graph matches the question"
+            return []
+        reached = self.spread(seeds)
+        support: dict[str, tuple[float, str, tuple | None]] = {}  # chunk -> (graph score, concept, last edge)
+        for concept, (score, _) in reached.items():
+            for chunk_id, strength, edge in self._chunks_behind(concept):
+                if chunk_id in self.row_of_chunk and score * strength > support.get(chunk_id, (0.0,))[0]:
+                    support[chunk_id] = (score * strength, concept, edge)
+        if not support:
+            self.last_message = "the question's concepts lead to no indexed passage"
+            return []
+        ids = list(support)
+        cos = self._cosines(ids, qvec)
+        top = max(s for s, _, _ in support.values())
+        scored = sorted(((float(cos[i]) + GRAPH_WEIGHT * support[c][0] / top, float(cos[i]), c)
+                         for i, c in enumerate(ids)), reverse=True)[:k]
+        hits = []
+        for score, sim, chunk_id in scored:
+            _, concept, edge = support[chunk_id]
+            path = reached[concept][1]
+            nodes = [n for e in path for n in e[:2]] or [concept]  # the walk from the seed
+            hits.append(self._hit(chunk_id, score, sim, [*nodes, concept, chunk_id], [*path, edge]))
+        return hits
+
+    def _global(self, qvec: np.ndarray, k: int) -> list[Hit]:
+        data = self.data
+        if not data.communities:
+            self.last_message = "the graph has no communities"
+            return []
+        sims = data.report_vectors @ qvec  # (n_communities,)
+        chosen, covered = [], set()
+        for row in np.argsort(-sims):
+            c = data.communities[row]
+            if set(c.notes) <= covered:  # a narrower copy of a community already taken
+                continue
+            chosen.append((c, float(sims[row])))
+            covered |= set(c.notes)
+            if len(chosen) == TOP_COMMUNITIES:
+                break
+        points: dict[str, tuple[float, float, object]] = {}
+        for community, report_sim in chosen:  # map: the best passages of each community
+            ids = [cid for source in community.notes for cid in self.chunks_of_note.get(source, [])]
+            cos = self._cosines(ids, qvec)
+            for i in np.argsort(-cos)[:POINTS_PER_COMMUNITY]:
+                score = float(cos[i]) + GRAPH_WEIGHT * report_sim
+                if score > points.get(ids[i], (-1.0,))[0]:
+                    points[ids[i]] = (score, float(cos[i]), community)
+        ranked = sorted(points.items(), key=lambda kv: -kv[1][0])[:k]  # reduce
+        g = data.graph
+        hits = []
+        for chunk_id, (score, sim, community) in ranked:
+            members = community.members[:8]
+            edges = [[u, v, key] for u, v, key in g.subgraph(members).edges(keys=True)]
+            hits.append(self._hit(chunk_id, score, sim, [*members, chunk_id], edges))
+            hits[-1].subgraph["community"] = community.id
+        return hits
+
+    def _hybrid(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
+        depth = max(4 * k, 20)
+        local = self._local(query, qvec, depth)
+        vector = self.base.search(query, k=depth, mode="hybrid")
+        fused: dict[str, float] = {}
+        for ranking in (local, vector):
+            for rank, hit in enumerate(ranking):
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        by_id = {h.chunk_id: h for h in vector} | {h.chunk_id: h for h in local}  # graph hits keep their subgraph
+        out = []
+        for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1])[:k]:
+            hit = by_id[chunk_id]
+            if not isinstance(hit, GraphHit):
+                hit = GraphHit(**{f: getattr(hit, f) for f in Hit.__dataclass_fields__},
+                               subgraph={"nodes": [chunk_id], "edges": []})
+            hit.score = score
+            out.append(hit)
+        self.last_message = ""  # the vector side always has an answer
+        return out
