@@ -40,7 +40,7 @@ from pathlib import PurePosixPath
 
 import networkx as nx
 
-from graphrag.concepts import ConceptMatcher, extract_concepts, normalize, note_id
+from graphrag.concepts import ConceptMatcher, extract_concepts, note_id
 from rag.chunking import Chunk
 from rag.corpus import Note
 
@@ -185,14 +185,3 @@ def concept_graph(g: nx.MultiDiGraph) -> nx.Graph:
         prev = u_g.edges[a, b]["weight"] if u_g.has_edge(a, b) else 0.0
         u_g.add_edge(a, b, weight=prev + w)
     return u_g
-
-
-def concept_names(g: nx.MultiDiGraph) -> dict[str, str]:
-    """Normalized name or alias -> concept id, for lookups by name."""
-    out: dict[str, str] = {}
-    for n, d in g.nodes(data=True):
-        if d["kind"] == "chunk":
-            continue
-        for name in [d["name"], *d.get("aliases", [])]:
-            out.setdefault(normalize(name), n)
-    return out

@@ -34,7 +34,7 @@ from networkx.readwrite import json_graph
 from graphrag.build import build_graph
 from graphrag.communities import Community, detect
 from rag.corpus import load_corpus
-from rag.index import SearchIndex, embed
+from rag.index import SearchIndex, embed, file_sha256
 from rag.settings import Settings, get_settings
 
 FORMAT = 1
@@ -55,14 +55,6 @@ def index_digest(index: SearchIndex) -> str:
     m = index.manifest
     state = {"notes": m.get("notes", {}), "chunks": m.get("chunks"), "chunk_size": m.get("chunk_size")}
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _text_key(text: str) -> str:
@@ -191,7 +183,7 @@ def build_and_save(index: SearchIndex, settings: Settings | None = None, *, prog
     manifest = {"format": FORMAT, "index_digest": index_digest(index), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "nodes": kinds, "edges": edge_types, "communities": len(communities),
                 "cycles": g.graph.get("cycles", []), "generic_terms": g.graph.get("generic_terms", []),
-                "files": {name: _sha256(folder / name) for name in FILES}}
+                "files": {name: file_sha256(folder / name) for name in FILES}}
     _write(folder, "manifest.json", json.dumps(manifest, indent=2).encode())
     report.seconds = time.perf_counter() - start
     data = GraphData(g, communities, rank, concept_ids, concept_vectors, report_vectors, manifest)
@@ -212,7 +204,7 @@ def load_graph(folder: Path) -> GraphData:
         path = folder / name
         if not path.is_file():
             raise GraphCorrupt(f"{path} is missing")
-        if _sha256(path) != manifest.get("files", {}).get(name):
+        if file_sha256(path) != manifest.get("files", {}).get(name):
             raise GraphCorrupt(f"{path} does not match its checksum")
     try:
         g = json_graph.node_link_graph(json.loads((folder / "graph.json").read_text(encoding="utf-8")),

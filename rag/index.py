@@ -59,7 +59,7 @@ class IndexCorrupt(RuntimeError):
 # --------------------------------------------------------------------------- helpers
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -72,7 +72,7 @@ def _text_hash(text: str) -> str:
 
 
 def note_hash(note: Note) -> str:
-    return _sha256(note.path)
+    return file_sha256(note.path)
 
 
 def stemmer():
@@ -184,7 +184,7 @@ class SearchIndex:
             faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
             self.bm25.save(str(tmp / "bm25"), show_progress=False)
             files = {
-                p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+                p.relative_to(tmp).as_posix(): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
             }
             manifest = {**self.manifest, "files": files}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -225,7 +225,7 @@ class SearchIndex:
             path = folder / rel
             if not path.is_file():
                 raise IndexCorrupt(f"{path} is missing")
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise IndexCorrupt(f"{path} does not match its checksum")
         try:
             with (folder / "chunks.jsonl").open(encoding="utf-8") as f:

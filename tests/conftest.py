@@ -1,6 +1,8 @@
 """Shared test setup: a private MATHRAG_HOME per session, offline models."""
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +21,19 @@ def _private_home(tmp_path_factory):
         os.environ.pop("MATHRAG_HOME", None)
     else:
         os.environ["MATHRAG_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def copy_notes():
+    """copy_notes(folder, notes) -> ``folder/corpus`` holding copies of those real notes (paths under corpus/)."""
+    from rag.settings import REPO_ROOT
+
+    def copy(folder: Path, notes) -> Path:
+        corpus = folder / "corpus"
+        for rel in notes:
+            target = corpus / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO_ROOT / "corpus" / rel, target)
+        return corpus
+
+    return copy

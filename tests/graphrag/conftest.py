@@ -1,9 +1,6 @@
 """Fixtures for the graph tests: the graph of the whole corpus (no embeddings needed), and a small corpus
 with its own index and stored graph (real MiniLM embeddings)."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from rag.settings import REPO_ROOT, Settings
@@ -21,21 +18,6 @@ SMALL = [
 ]
 
 
-def copy_notes(folder: Path, notes=SMALL) -> Path:
-    corpus = folder / "corpus"
-    for rel in notes:
-        target = corpus / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO_ROOT / "corpus" / rel, target)
-    return corpus
-
-
-@pytest.fixture(name="copy_notes")
-def copy_notes_fixture():
-    """copy_notes(folder, notes) -> a corpus folder holding copies of those real notes."""
-    return copy_notes
-
-
 @pytest.fixture(scope="session")
 def full_graph():
     """(graph, notes, chunks) of the whole corpus: structure only, built in about a second."""
@@ -49,9 +31,9 @@ def full_graph():
 
 
 @pytest.fixture(scope="module")
-def small_settings(tmp_path_factory) -> Settings:
+def small_settings(tmp_path_factory, copy_notes) -> Settings:
     root = tmp_path_factory.mktemp("graph_small")
-    return Settings(home=root / "home", corpus_dir=copy_notes(root))
+    return Settings(home=root / "home", corpus_dir=copy_notes(root, SMALL))
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,5 @@
 """Fixtures for the retrieval tests: a small copy of the real corpus with its own data directory."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from rag.settings import REPO_ROOT, Settings
@@ -17,28 +14,19 @@ SMALL = [
 ]
 
 
-def make_corpus(folder: Path, notes=SMALL) -> Path:
-    corpus = folder / "corpus"
-    for rel in notes:
-        target = corpus / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO_ROOT / "corpus" / rel, target)
-    return corpus
-
-
 @pytest.fixture
-def small_settings(tmp_path) -> Settings:
+def small_settings(tmp_path, copy_notes) -> Settings:
     """A fresh five-note corpus and an empty MATHRAG_HOME, per test."""
-    return Settings(home=tmp_path / "home", corpus_dir=make_corpus(tmp_path))
+    return Settings(home=tmp_path / "home", corpus_dir=copy_notes(tmp_path, SMALL))
 
 
 @pytest.fixture(scope="module")
-def small_retriever(tmp_path_factory):
+def small_retriever(tmp_path_factory, copy_notes):
     """One retriever over the five-note corpus, shared by a module's read-only tests."""
     from rag.retriever import Retriever
 
     root = tmp_path_factory.mktemp("small")
-    settings = Settings(home=root / "home", corpus_dir=make_corpus(root))
+    settings = Settings(home=root / "home", corpus_dir=copy_notes(root, SMALL))
     return Retriever.load(settings, progress=False)
 
 
