@@ -117,11 +117,11 @@ class Engine:
     # ---- the knowledge graph
 
     def answer_graph(self, reply: Answer | None):
-        """(RGB image, Markdown) of the part of the graph behind an answer."""
+        """(plotly Figure, Markdown) of the part of the graph behind an answer."""
         hits = reply.hits if reply is not None else []
         sub = graph_view.answer_subgraph(self.retriever.data.graph, hits)
         title = f"{sub.number_of_nodes()} concepts behind the last answer" if hits else ""
-        return attention_maps.figure_to_array(graph_view.draw(sub, title)), graph_view.describe(sub)
+        return graph_view.interactive(sub, title), graph_view.describe(sub)
 
     def learning_path(self, concept: str) -> str:
         """Markdown: the notes to study before a concept, in order, each with its summary."""

@@ -166,10 +166,9 @@ def graph_tab(engine: Engine):
     with gr.Tab("Knowledge graph", id="graph"):
         gr.Markdown("The concepts behind the last answer and how the notes connect them: nodes are notes (large) "
                     "and terms they define (small), coloured by area; edges are prerequisites, links, "
-                    "definitions and co-occurrence. Retrieval modes starting with *graph-* search through this "
-                    "graph.")
-        picture = gr.Image(label="Graph behind the last answer", type="numpy", interactive=False,
-                           elem_id="graph-image", buttons=["download"])
+                    "definitions and co-occurrence. Hover a node for its summary; click a legend entry to hide "
+                    "it. Retrieval modes starting with *graph-* search through this graph.")
+        picture = gr.Plot(label="Graph behind the last answer", elem_id="graph-plot")
         legend = gr.Markdown(elem_id="graph-legend")
         with gr.Row():
             concept = gr.Textbox(label="Learning path to a concept", placeholder="e.g. attention, LoRA, SVD",

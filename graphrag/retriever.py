@@ -14,10 +14,12 @@ it passes through) and adds:
   with w by type (defines 0.9, prerequisite_of 0.8, links_to 0.6, related: its NPMI). A chunk
   scores cos(question, chunk) + GRAPH_WEIGHT * (its best concept's score): the graph decides
   which chunks are candidates and lifts the ones close to the question's concepts; the cosine
-  picks the passages that answer it.
+  picks the passages that answer it. Notes take turns in the final ranking
+  (``rag.retriever.spread_over_notes``), so a question spanning notes gets passages from each.
 - ``graph-global``: rank the community reports against the question; from each of the best
   communities take its notes' chunks closest to the question (map), then merge them (reduce).
-- ``graph-hybrid``: reciprocal rank fusion of graph-local and the vector hybrid ranking.
+- ``graph-hybrid``: reciprocal rank fusion of graph-local and the vector hybrid ranking, notes
+  taking turns as in graph-local.
 
 Every hit carries ``subgraph``: the node and edge ids that produced it (seed concept, the path
 walked, the chunk), which the app draws. "local" and "global" are accepted for the first two.
@@ -33,7 +35,7 @@ import numpy as np
 
 from graphrag.concepts import Concept, ConceptMatcher
 from graphrag.store import GraphData, ensure_graph
-from rag.retriever import Hit, Retriever, check_k
+from rag.retriever import Hit, Retriever, check_k, spread_over_notes
 from rag.settings import Settings
 from rag.text import clean_question
 
@@ -190,6 +192,10 @@ class GraphRetriever:
                         similarity=float(similarity),
                         subgraph={"nodes": list(dict.fromkeys(nodes)), "edges": [list(e) for e in edges]})
 
+    def _note_of(self, row: tuple) -> str:
+        """The note of a ranking row whose last element is a chunk id."""
+        return self.base.index.chunks[self.row_of_chunk[row[-1]]].source
+
     def _cosines(self, chunk_ids: list[str], qvec: np.ndarray) -> np.ndarray:
         rows = [self.row_of_chunk[c] for c in chunk_ids]
         return self.base.index.vectors[rows] @ qvec if rows else np.zeros(0)
@@ -212,7 +218,9 @@ class GraphRetriever:
         cos = self._cosines(ids, qvec)
         top = max(s for s, _, _ in support.values())
         scored = sorted(((float(cos[i]) + GRAPH_WEIGHT * support[c][0] / top, float(cos[i]), c)
-                         for i, c in enumerate(ids)), reverse=True)[:k]
+                         for i, c in enumerate(ids)), reverse=True)
+        scored = [(adjusted, sim, chunk_id) for (_, sim, chunk_id), adjusted in
+                  spread_over_notes(scored, k, score=lambda row: row[0], note=self._note_of)]
         hits = []
         for score, sim, chunk_id in scored:
             _, concept, edge = support[chunk_id]
@@ -264,7 +272,10 @@ class GraphRetriever:
                 fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         by_id = {h.chunk_id: h for h in vector} | {h.chunk_id: h for h in local}  # graph hits keep their subgraph
         out = []
-        for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1])[:k]:
+        ranked = [(adjusted, chunk_id) for (_, chunk_id), adjusted in
+                  spread_over_notes(sorted(((s, c) for c, s in fused.items()), reverse=True), k,
+                                    score=lambda row: row[0], note=self._note_of)]
+        for score, chunk_id in ranked:
             hit = by_id[chunk_id]
             if not isinstance(hit, GraphHit):
                 hit = GraphHit(**{f: getattr(hit, f) for f in Hit.__dataclass_fields__},

@@ -16,7 +16,10 @@ side by side on the same machine, in the same process, does not (much). The
 
 ``run_bench`` writes ``bench.json``, ``bench.md`` and ``bench_latency.png``
 under ``MATHRAG_HOME/reports/``. ``rag.bench_scratch`` adds the ``scratch``
-suite (the project's own tokenizer and model against the libraries).
+suite (the project's own tokenizer and model against the libraries); packages
+built on rag add theirs through the ``mathrag.bench_suites`` entry point group
+(a module that registers a suite with ``@suite`` and its table with ``@report``),
+so rag never imports them.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from rag.evaluation import evaluate_retrieval, load_questions, percentile
 from rag.settings import Settings, get_settings
 
 SUITES: dict[str, Callable[..., dict]] = {}
+REPORTS: dict[str, Callable[[dict], list[str]]] = {}  # suite -> its Markdown lines in bench.md
 # Modules that register further suites with @suite when imported (kept out of start-up: they load models).
 SUITE_MODULES = ("rag.bench_scratch",)
+SUITE_GROUP = "mathrag.bench_suites"
 
 
 def suite(name: str):
@@ -48,6 +53,26 @@ def suite(name: str):
         return fn
 
     return register
+
+
+def report(name: str):
+    """Register the function that turns suite ``name``'s result into Markdown lines."""
+
+    def register(fn):
+        REPORTS[name] = fn
+        return fn
+
+    return register
+
+
+def load_suites() -> None:
+    import importlib
+    from importlib.metadata import entry_points
+
+    for module in SUITE_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group=SUITE_GROUP):
+        entry.load()
 
 
 def peak_rss_mb() -> float:
@@ -188,7 +213,7 @@ def _plot_latency(latencies: dict[str, list[float]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
     names = list(latencies)
-    ax.boxplot([np.array(latencies[n]) * 1000 for n in names], vert=False, showfliers=False)
+    ax.boxplot([np.array(latencies[n]) * 1000 for n in names], orientation="horizontal", showfliers=False)
     ax.set_yticks(range(1, len(names) + 1), names)
     ax.set_xlabel("milliseconds per query")
     ax.set_title("Search latency against the query-embedding floor")
@@ -224,19 +249,15 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {g['name']}: decoding | {g['tokens_per_s']:.1f} tokens/s | | | |")
         lines.append(f"| peak RSS | {rag['peak_rss_mb']:.0f} MB | | | |")
         lines += ["", "![search latency](bench_latency.png)"]
-    if "scratch" in summary["suites"]:
-        from rag.bench_scratch import markdown as scratch_markdown
-
-        lines += ["", *scratch_markdown(summary["suites"]["scratch"])]
+    for name, result in summary["suites"].items():
+        if name in REPORTS:
+            lines += ["", *REPORTS[name](result)]
     return "\n".join(lines) + "\n"
 
 
 def run_bench(settings: Settings | None = None, *, suites: list[str] | None = None, quick: bool = False,
               generator: str = "smollm2") -> dict:
-    import importlib
-
-    for module in SUITE_MODULES:
-        importlib.import_module(module)
+    load_suites()
     settings = settings or get_settings()
     names = suites or list(SUITES)
     unknown = [n for n in names if n not in SUITES]
@@ -244,11 +265,12 @@ def run_bench(settings: Settings | None = None, *, suites: list[str] | None = No
         raise ValueError(f"unknown suite '{unknown[0]}'; choose one of {', '.join(SUITES)}")
     start = time.perf_counter()
     summary = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick, "machine": machine(), "suites": {}}
-    latencies = {}
+    latencies, files = {}, []
     for name in names:
         kwargs = {"generator": generator} if name == "rag" else {}
         result = SUITES[name](settings, quick=quick, **kwargs)
         latencies.update(result.pop("_latencies", {}))
+        files += result.pop("_files", [])  # plots a suite wrote beside the report
         summary["suites"][name] = result
     summary["seconds"] = time.perf_counter() - start
     out = settings.reports_dir
@@ -257,7 +279,9 @@ def run_bench(settings: Settings | None = None, *, suites: list[str] | None = No
         tmp = out / f".{name}.tmp-{os.getpid()}"
         tmp.write_text(data)
         os.replace(tmp, out / name)
+    written = ["bench.json", "bench.md"]
     if latencies:
         _plot_latency(latencies, out / "bench_latency.png")
-    summary["files"] = [str(out / n) for n in ("bench.json", "bench.md", "bench_latency.png")]
+        written.append("bench_latency.png")
+    summary["files"] = [str(out / n) for n in written] + [str(f) for f in files]
     return summary

@@ -22,7 +22,7 @@ import json
 import statistics
 import time
 
-from rag.bench import suite
+from rag.bench import report, suite
 from rag.corpus import load_corpus
 from rag.settings import Settings
 
@@ -141,6 +141,7 @@ def _mini_gpt(settings: Settings) -> dict:
             "ratio": gzip_bpb / final["val_bpb"]}
 
 
+@report("scratch")
 def markdown(result: dict) -> list[str]:
     e, t, g = result["encode"], result["train"], result["generate"]
     return [

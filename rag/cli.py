@@ -105,7 +105,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     retriever = load_retriever([args.mode], progress=not args.json)
-    hits = retriever.search(args.query, k=args.k, mode=args.mode, mmr=args.mmr)
+    options = {"mmr": args.mmr, "spread": True} if args.spread else {"mmr": args.mmr}
+    hits = retriever.search(args.query, k=args.k, mode=args.mode, **options)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         return 0
@@ -149,7 +150,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluation import run_eval
 
-    modes = tuple(args.mode) if args.mode else all_modes(MODES)
+    modes = tuple(args.mode) if args.mode else None  # None: every mode, eval_modes()
     summary = run_eval(generators=tuple(args.generator or ["extractive"]), limit=args.limit, modes=modes,
                        progress=not args.json)
     if args.json:
@@ -206,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="how many chunks (default 5)")
     p.add_argument("--mode", default="hybrid", choices=all_modes(MODES), help="retrieval mode (default hybrid)")
     p.add_argument("--mmr", action="store_true", help="diversify the results (maximal marginal relevance)")
+    p.add_argument("--spread", action="store_true", help="let notes take turns in the results (vector modes; the "
+                                                         "graph modes always do)")
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
     p.set_defaults(func=cmd_search)
 
@@ -228,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", action="append", help="generator(s) to evaluate answers with "
                    "(repeatable; default extractive)")
     p.add_argument("--limit", type=int, default=None, help="answer only this many questions per generator")
-    p.add_argument("--mode", action="append", choices=all_modes(MODES),
+    p.add_argument("--mode", action="append", choices=[*all_modes(MODES), "hybrid+spread"],
                    help="retrieval mode(s) to measure (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_eval)

@@ -19,7 +19,9 @@ candidates to trade relevance for diversity:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import faiss
 import numpy as np
@@ -31,6 +33,8 @@ from rag.settings import Settings, get_settings
 from rag.text import clean_question
 
 MODES = ("dense", "bm25", "hybrid")
+NOTE_SPREAD = 0.85  # spread_over_notes: each earlier pick from the same note multiplies a score by this
+T = TypeVar("T")
 RRF_K = 60
 MAX_K = 100
 
@@ -65,6 +69,29 @@ def check_mode(mode: str, modes: tuple[str, ...] = MODES) -> str:
     if mode not in modes:
         raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(modes)}")
     return mode
+
+
+def spread_over_notes(ranked: list[T], k: int, score: Callable[[T], float], note: Callable[[T], str],
+                      factor: float = NOTE_SPREAD) -> list[tuple[T, float]]:
+    """The k best of ``ranked`` (best first), taken so that notes take turns, each with its discounted score.
+
+    A question that spans notes needs passages from each; a plain ranking lets the closest note
+    fill every place. Greedily, each pick takes the item with the best score * factor^m, m = the
+    items already taken from its note. The best item always comes first, so a question about one
+    note still finds it first; that note's other passages follow other notes' best ones when
+    those score close. Scores must be positive; the discounted ones decrease down the list.
+    """
+    taken: dict[str, int] = {}
+    rest, out = list(ranked), []
+
+    def discounted(item: T) -> float:
+        return score(item) * factor ** taken.get(note(item), 0)
+
+    while rest and len(out) < k:
+        item = rest.pop(max(range(len(rest)), key=lambda i: discounted(rest[i])))
+        out.append((item, discounted(item)))
+        taken[note(item)] = taken.get(note(item), 0) + 1
+    return out
 
 
 class Retriever:
@@ -122,9 +149,13 @@ class Retriever:
 
     def search(
         self, query: str, k: int = 5, mode: str = "hybrid", *, mmr: bool = False, mmr_lambda: float = 0.7,
-        fetch_k: int | None = None,
+        fetch_k: int | None = None, spread: bool = False,
     ) -> list[Hit]:
-        """The ``k`` best chunks for ``query``. ``mode``: dense, bm25 or hybrid."""
+        """The ``k`` best chunks for ``query``. ``mode``: dense, bm25 or hybrid.
+
+        mmr: diversify by content (maximal marginal relevance). spread: let notes take turns
+        (:func:`spread_over_notes`), for questions that need several notes.
+        """
         k, mode = check_k(k), check_mode(mode)
         query, _ = clean_question(query)
         index = self.index  # hold one version for the whole search
@@ -146,6 +177,9 @@ class Retriever:
 
         if mmr and ranked:
             ranked = self._mmr(index, qvec, ranked, k, mmr_lambda)
+        if spread:
+            ranked = [(row, adjusted) for (row, _), adjusted in
+                      spread_over_notes(ranked, k, score=lambda r: r[1], note=lambda r: index.chunks[r[0]].source)]
         ranked = ranked[:k]
         sims = index.vectors[[r for r, _ in ranked]] @ qvec[0] if qvec is not None and ranked else None
         hits = []

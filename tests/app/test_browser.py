@@ -105,9 +105,17 @@ def test_inside_the_model_tab_draws_the_attention_of_the_last_question(page):
 def test_knowledge_graph_tab_draws_the_graph_behind_the_last_answer_and_finds_paths(page):
     """After an answer, the graph tab shows the concepts behind it; the path finder lists prerequisites in order."""
     page.get_by_role("tab", name="Knowledge graph").click()
-    page.locator("#graph-image img").wait_for(timeout=60_000)
+    page.locator("#graph-plot .js-plotly-plot").wait_for(timeout=60_000)
     legend = page.locator("#graph-legend").inner_text()
     assert "Activation Functions" in legend  # the note the tanh answers came from
+    labels = page.locator("#graph-plot .scatterlayer text").all_text_contents()  # SVG: text_content, not inner_text
+    assert "Activation Functions" in labels, labels
+    assert "prerequisite of" in page.locator("#graph-plot .legend").text_content()
+    box = page.locator("#graph-plot .scatterlayer path.point").first.bounding_box()  # plotly's drag layer is on top:
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # move the mouse, as a person does
+    page.locator("#graph-plot .hoverlayer .hovertext").wait_for(timeout=10_000)
+    hover = page.locator("#graph-plot .hoverlayer .hovertext").text_content()
+    assert ("note ·" in hover or "term ·" in hover) and len(hover) > 60, hover
     page.locator("#path-concept textarea").fill("LoRA")
     page.locator("#find-path").click()
     page.get_by_text("Learning path to LoRA").wait_for(timeout=30_000)

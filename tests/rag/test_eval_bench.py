@@ -53,7 +53,7 @@ def test_eval_command_writes_its_reports():
     summary = json.loads(result.stdout)
     hybrid = summary["retrieval"]["hybrid"]
     assert hybrid["recall@5"] >= 0.9, hybrid  # the target, on the real corpus and question set
-    modes = {"dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid"}  # graph modes: a plugin
+    modes = {"dense", "bm25", "hybrid", "hybrid+spread", "graph-local", "graph-global", "graph-hybrid"}
     assert set(summary["retrieval"]) == modes and set(summary["retrieval_multihop"]) == modes
     assert summary["multihop_questions"] >= 30
     for r in summary["retrieval_multihop"].values():
@@ -97,4 +97,4 @@ def test_bench_scratch_quick():
 
 def test_bench_rejects_an_unknown_suite():
     result = run("bench", "--suite", "nope")
-    assert result.returncode == 2 and "unknown suite 'nope'; choose one of rag, scratch" in result.stderr
+    assert result.returncode == 2 and "unknown suite 'nope'; choose one of rag, scratch, graph" in result.stderr

@@ -101,3 +101,21 @@ def test_more_k_than_chunks_returns_everything(small_retriever):
 
 def test_public_import():
     assert Retriever.__module__ == "rag.retriever"
+
+
+def test_spread_over_notes_lets_notes_take_turns():
+    from rag.retriever import spread_over_notes
+
+    ranked = [(1.0, "a1"), (0.95, "a2"), (0.9, "b1"), (0.5, "c1")]
+    picked = spread_over_notes(ranked, 3, score=lambda r: r[0], note=lambda r: r[1][0], factor=0.85)
+    assert [item[1] for item, _ in picked] == ["a1", "b1", "a2"]  # a2 counts 0.95 * 0.85 = 0.8075 < 0.9
+    assert [round(s, 4) for _, s in picked] == [1.0, 0.9, 0.8075]
+
+
+def test_search_with_spread_keeps_the_best_hit_and_covers_more_notes(small_retriever):
+    query = "How does the softmax in attention relate to Bayes' theorem?"
+    plain = small_retriever.search(query, k=5, mode="hybrid")
+    spread = small_retriever.search(query, k=5, mode="hybrid", spread=True)
+    assert spread[0].chunk_id == plain[0].chunk_id
+    assert len({h.source for h in spread}) >= len({h.source for h in plain})
+    assert [h.score for h in spread] == sorted((h.score for h in spread), reverse=True)
