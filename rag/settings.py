@@ -25,12 +25,19 @@ def _corpus_from_env() -> Path:
     return Path(value).expanduser().resolve() if value else REPO_ROOT / "corpus"
 
 
+def _embedder_from_env() -> str:
+    return os.environ.get("MATHRAG_EMBEDDER", "").strip()
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Paths the project reads from and writes to (``MATHRAG_HOME``, ``MATHRAG_CORPUS``)."""
+    """Paths the project reads from and writes to (``MATHRAG_HOME``, ``MATHRAG_CORPUS``), and the embedder
+    (``MATHRAG_EMBEDDER``: empty for the base MiniLM, else a name under ``MATHRAG_HOME/embedders/`` or the
+    absolute path of a sentence-transformers directory)."""
 
     home: Path = field(default_factory=_home_from_env)
     corpus_dir: Path = field(default_factory=_corpus_from_env)
+    embedder: str = field(default_factory=_embedder_from_env)
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,337 @@
+"""LoRA supervised fine-tuning of the answering model (``mathrag finetune lora``), and merging.
+
+LoRA in one line: a frozen weight ``W`` (d_out x d_in) is used as ``W + (alpha / r) B A`` with
+``A`` (r x d_in) and ``B`` (d_out x r) trained and ``r`` small, so a 135M-parameter model learns through
+a few hundred thousand parameters; ``B`` starts at zero, so training starts from the base model exactly.
+
+The pieces, all from the libraries:
+
+- the base model is the cached float32 SmolLM2-135M-Instruct (``rag.generators.ensure_smollm2``);
+- ``peft.LoraConfig`` / ``get_peft_model`` wrap the chosen projections;
+- the Hugging Face ``Trainer`` runs the loop: batches grouped by length, optional gradient
+  checkpointing, evaluation and checkpoints every N steps, ``--resume`` from the last checkpoint,
+  and one process or many (``accelerate launch`` / ``torchrun``) with no code change.
+
+The loss is on the assistant's tokens only. SmolLM2's chat template has no generation markers, so
+:func:`encode` masks the labels itself: the prompt is the template applied to every message but the
+last with ``add_generation_prompt=True``; the answer's tokens, plus the ``<|im_end|>`` that closes
+the turn, are the only ones with labels.
+
+Output: ``MATHRAG_HOME/adapters/<name>/`` holds ``adapter_config.json`` and
+``adapter_model.safetensors`` (``PeftModel.from_pretrained`` loads them), ``run_card.json`` (settings,
+data hash, metrics) and ``loss_curve.png``. Checkpoints live under ``MATHRAG_HOME/finetune/runs/<name>/``.
+The generator ``smollm2+lora:<name>`` answers with the adapter in ``mathrag ask``, ``eval`` and the app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from finetune.data import Example, data_dir, load_examples
+from finetune.presets import LoraRun
+from rag.models import GENERATOR_MODEL_ID
+from rag.settings import Settings, get_settings
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class FinetuneError(ValueError):
+    """A run that cannot start or cannot go on; the message says why and what to do, in one line."""
+
+
+def adapters_dir(settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).home / "adapters"
+
+
+def runs_dir(settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).home / "finetune" / "runs"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise FinetuneError(f"adapter name '{name}' must be 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+# --------------------------------------------------------------------------- data -> token ids
+
+
+def encode(tokenizer, messages: list[dict], max_length: int) -> dict | None:
+    """input_ids and labels (-100 on the prompt) of one conversation; None when longer than max_length."""
+    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
+                                           return_dict=True)["input_ids"]
+    answer = tokenizer(messages[-1]["content"] + tokenizer.eos_token + "\n", add_special_tokens=False)["input_ids"]
+    ids = list(prompt) + list(answer)
+    if len(ids) > max_length:
+        return None
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(prompt) + list(answer)}
+
+
+def encode_all(tokenizer, examples: list[Example], run: LoraRun, limit: int = 0) -> tuple[list[dict], int]:
+    """The examples of the run's styles that fit ``max_length``, encoded; and how many did not fit."""
+    chosen = [e for e in examples if e.style in run.styles]
+    encoded = [encode(tokenizer, e.messages, run.max_length) for e in chosen]
+    kept = [x for x in encoded if x is not None]
+    return (kept[:limit] if limit else kept), len(encoded) - len(kept)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+def matmul_peak_flops(n: int = 1024, repeats: int = 8) -> float:
+    """FLOP/s of a large float32 matrix product on this machine now: the reference for utilisation."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm up
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def flops_per_token(total_params: int, trainable_params: int) -> float:
+    """Model FLOPs per trained token: forward 2N, backward through the activations 2N, weight
+    gradients only for the trainable 2N_lora (attention's sequence terms are small at these lengths)."""
+    return 4 * total_params + 2 * trainable_params
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _step_timer():
+    """A Trainer callback that times the optimisation steps only, leaving out evaluation, checkpoint
+    writing, start-up and the first (warm-up) step, and counts the tokens those steps trained on."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.steps, self.seconds, self.tokens = 0, 0.0, 0
+            self._start, self._tokens_after_first = None, None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._start is None:
+                return
+            if self._tokens_after_first is None:  # the warm-up step: remember where counting starts
+                self._tokens_after_first = state.num_input_tokens_seen
+            else:
+                self.steps += 1
+                self.seconds += time.perf_counter() - self._start
+                self.tokens = state.num_input_tokens_seen - self._tokens_after_first
+            self._start = None
+
+    return StepTimer()
+
+
+def _loss_curve(history: list[dict], path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    val = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    fig = Figure(figsize=(6.4, 4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if train:
+        ax.plot(*zip(*train, strict=True), label="training loss")
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token, answer tokens)")
+    ax.set_title(title)
+    ax.legend()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+
+
+def _oom_hint(run: LoraRun) -> str:
+    return (f"out of memory with batch size {run.batch_size} and max length {run.max_length}: try --batch-size "
+            f"{max(1, run.batch_size // 2)} --grad-accum {run.grad_accum * 2}, --gradient-checkpointing, or a "
+            "smaller --max-length")
+
+
+def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraRun | None = None, *,
+               preset_name: str = "custom", overwrite: bool = False, resume: bool = False,
+               train_file: Path | None = None, validation_file: Path | None = None, progress: bool = True,
+               callbacks: tuple = ()) -> dict:
+    """Train a LoRA adapter on the synthesised data and save it; returns the run card."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from rag.generators import ensure_smollm2
+
+    settings = settings or get_settings()
+    run = run or LoraRun()
+    check_name(name)
+    target = adapters_dir(settings) / name
+    checkpoints = runs_dir(settings) / name
+    if resume:
+        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        if last is None:
+            raise FinetuneError(f"nothing to resume for '{name}': no checkpoint under {checkpoints}")
+        saved = json.loads((checkpoints / "run.json").read_text())
+        run = LoraRun(**saved["run"])  # the interrupted run's settings, so it ends where it would have
+    elif target.exists() or checkpoints.exists():
+        if not overwrite:
+            raise FinetuneError(f"an adapter named '{name}' exists ({target}); pass --overwrite to replace it, "
+                                "--resume to continue it, or choose another --name")
+        shutil.rmtree(checkpoints, ignore_errors=True)
+
+    train_file = train_file or data_dir(settings) / "train.jsonl"
+    validation_file = validation_file or data_dir(settings) / "validation.jsonl"
+    train_examples, val_examples = load_examples(train_file), load_examples(validation_file)
+
+    base = ensure_smollm2(settings)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    train_set, too_long = encode_all(tokenizer, train_examples, run, run.max_train_examples)
+    val_set, _ = encode_all(tokenizer, val_examples, run, run.eval_examples)
+    if not train_set:
+        raise FinetuneError(f"{train_file}: no example of styles {run.styles} fits in {run.max_length} tokens")
+
+    torch.manual_seed(run.seed)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=run.rank, lora_alpha=run.alpha, lora_dropout=run.dropout,
+                                             target_modules=run.target_modules, task_type="CAUSAL_LM"))
+    if run.gradient_checkpointing:
+        model.enable_input_require_grads()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    (checkpoints / "run.json").write_text(json.dumps({"run": asdict(run), "preset": preset_name}, indent=2))
+    args = TrainingArguments(
+        output_dir=str(checkpoints), seed=run.seed, data_seed=run.seed,
+        per_device_train_batch_size=run.batch_size, per_device_eval_batch_size=run.batch_size,
+        gradient_accumulation_steps=run.grad_accum, learning_rate=run.learning_rate,
+        num_train_epochs=run.epochs, max_steps=run.max_steps, warmup_steps=run.warmup_ratio,
+        weight_decay=run.weight_decay, lr_scheduler_type="cosine",
+        activation_checkpointing=run.gradient_checkpointing, bf16=run.bf16 and torch.cuda.is_available(),
+        eval_strategy="steps" if val_set else "no", eval_steps=run.eval_steps, logging_steps=run.logging_steps,
+        save_strategy="steps", save_steps=run.save_steps, save_total_limit=2,
+        train_sampling_strategy="group_by_length", include_num_input_tokens_seen="non_padding",
+        report_to=[], disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, remove_unused_columns=False)
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+                      callbacks=[timer := _step_timer(), *callbacks])
+    peak = matmul_peak_flops()
+    start = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+    except torch.OutOfMemoryError:
+        raise FinetuneError(_oom_hint(run)) from None
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
+            raise FinetuneError(_oom_hint(run)) from None
+        raise
+    seconds = time.perf_counter() - start
+    history = trainer.state.log_history
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    final_eval = trainer.evaluate()["eval_loss"] if val_set else None
+    tokens = trainer.state.num_input_tokens_seen
+    # Throughput over the timed steps (not eval or saving); a run of one step falls back to wall time.
+    tokens_per_s = timer.tokens / timer.seconds if timer.seconds > 0 else tokens / max(seconds, 1e-9)
+    fpt = flops_per_token(total, trainable)
+    card = {
+        "name": name, "base_model": GENERATOR_MODEL_ID, "preset": preset_name, "run": asdict(run),
+        "data": {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
+                 "validation_file": str(validation_file), "train_examples": len(train_set),
+                 "left_out_too_long": too_long, "validation_examples": len(val_set)},
+        "parameters": {"trainable": trainable, "total": total},
+        "metrics": {"steps": trainer.state.global_step, "seconds": seconds, "timed_steps": timer.steps,
+                    "step_seconds": timer.seconds, "train_loss": result.training_loss,
+                    "last_logged_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
+                    "eval_losses": evals, "final_eval_loss": final_eval, "tokens": tokens,
+                    "tokens_per_s": tokens_per_s, "flops_per_token": fpt, "matmul_peak_gflops": peak / 1e9,
+                    "mfu": fpt * tokens_per_s / peak, "resumed": resume},
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    _save_adapter(model, card, history, target)
+    return card
+
+
+def _save_adapter(model, card: dict, history: list[dict], target: Path) -> None:
+    """Write adapter + run card + loss curve into a temporary folder beside ``target``, then swap it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    (tmp / "run_card.json").write_text(json.dumps(card, indent=2))
+    _loss_curve(history, tmp / "loss_curve.png", f"LoRA '{card['name']}' ({card['preset']})")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- using an adapter
+
+
+def load_adapter_model(settings: Settings | None, name: str, merge: bool = False):
+    """(model, tokenizer): the base model with adapter ``name`` (merged into the weights if ``merge``)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rag.generators import ensure_smollm2
+
+    path = adapters_dir(settings) / check_name(name)
+    if not (path / "adapter_config.json").is_file():
+        raise FinetuneError(f"no adapter '{name}' under {path.parent}; train one with `mathrag finetune lora "
+                            f"--name {name}`")
+    base = ensure_smollm2(settings)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, str(path))
+    if merge:
+        model = model.merge_and_unload()
+    return model.eval(), AutoTokenizer.from_pretrained(str(base))
+
+
+def merge_adapter(settings: Settings | None, name: str, out: Path | None = None, overwrite: bool = False) -> Path:
+    """Write the base model with the adapter merged into its weights, as a plain transformers folder
+    (usable as the generator ``hf:<folder>`` or by any serving engine)."""
+    settings = settings or get_settings()
+    out = out or settings.models_dir / f"smollm2-lora-{check_name(name)}"
+    if out.exists() and not overwrite:
+        raise FinetuneError(f"{out} exists; pass --overwrite to replace it")
+    model, tokenizer = load_adapter_model(settings, name, merge=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / "mathrag_manifest.json").write_text(json.dumps({"base": GENERATOR_MODEL_ID, "adapter": name}, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def list_adapters(settings: Settings | None = None) -> list[dict]:
+    """The run cards of the saved adapters, newest first."""
+    cards = []
+    for path in sorted(adapters_dir(settings).glob("*/run_card.json")):
+        card = json.loads(path.read_text())
+        cards.append({"name": card["name"], "preset": card["preset"], "created": card["created"],
+                      "final_eval_loss": card["metrics"]["final_eval_loss"], "path": str(path.parent)})
+    return sorted(cards, key=lambda c: c["created"], reverse=True)
