@@ -137,7 +137,7 @@ def register(sub) -> None:
                             description="Train a LoRA adapter on the synthesised data. A preset sets every "
                                         "value; any flag below overrides it.")
     lo.add_argument("--preset", default="cpu-quick", choices=list(PRESETS), help="starting settings "
-                    "(default cpu-quick: about ten minutes on two CPU cores)")
+                    "(default cpu-quick: ten to twelve minutes on two CPU cores)")
     lo.add_argument("--name", default="notes", help="adapter name (default notes)")
     lo.add_argument("--overwrite", action="store_true", help="replace an adapter of that name")
     lo.add_argument("--resume", action="store_true", help="continue the run of that name from its last checkpoint")

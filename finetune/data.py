@@ -10,13 +10,15 @@ Kinds of example (``kind``):
   decomposition** is ...") -> "What is the singular value decomposition?"; the answer is that sentence.
 - ``why``: the opening of an *Intuition* section -> "What is the intuition behind SVD?".
 - ``formula``: a displayed equation with the sentence introducing it -> "What is the formula for ...?".
-- ``negative``: one of the questions above asked over context from other notes only; the answer is
-  the refusal the app uses ("The notes do not cover this.").
+- ``negative`` (one in ten): one of the questions above asked over context from other notes only;
+  the answer is the refusal the app uses ("The notes do not cover this."). Kept rare on purpose: the
+  refusal is one fixed sentence, so a larger share teaches a small model to refuse everything.
 
 Every example is written in the retrieval-augmented form the app sends to a model (``style``):
 
 - ``condensed`` (what the embedded 135M model gets): the context sentences closest to the question,
-  chosen by the same extractive step as at answer time and tagged ``[n]``, then the question;
+  chosen by the same extractive step as at answer time and tagged ``[n]``, then the question (the
+  answer's own sentences are always kept among them);
 - ``full`` (what larger models get): the system prompt, numbered chunks ``[1] .. [k]``, the question.
 
 The gold chunk sits at a random position among distractors, so the citation number must be read from
@@ -33,6 +35,7 @@ import json
 import os
 import random
 import re
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,7 +54,7 @@ KINDS = ("definition", "why", "formula", "negative")
 STYLES = ("condensed", "full")
 VALIDATION_SHARE = 0.15  # of the notes of each area, at least one per area
 CONTEXT_CHUNKS = 3  # gold chunk + distractors, as numbered context
-NEGATIVE_SHARE = 0.15
+NEGATIVE_SHARE = 0.1
 CONDENSED_SHARE = 0.7
 MAX_ANSWER_CHARS = 500
 GENERIC_HEADINGS = re.compile(r"^(definition|derivation|definition and derivation|worked example|intuition|"
@@ -111,19 +114,65 @@ def _plain(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("**", "")).strip()
 
 
-def _topic(chunk: Chunk) -> str:
-    """What a chunk is about, for a question: its last specific heading, else the note's title."""
+QUESTION_WORDS = ("why", "how", "what", "when", "where", "which", "does", "is ", "can")
+PROPER_NAMES = frozenset("Gaussian Bernoulli Bayes Bayesian Jensen Cauchy Laplace Taylor Hessian Jacobian "
+                         "Lagrange Lagrangian Kullback Markov Newton Euler Poisson Shannon Adam Xavier He "
+                         "Frobenius Euclidean Gram Fisher Boltzmann Huber Glorot".split())
+LEADING_WORDS = ("one ", "two ", "the ", "a ", "an ", "this ", "each ", "every ", "its ", "our ")
+
+
+def _lower_first(phrase: str) -> str:
+    """"Several variables" -> "several variables", but "Adam", "SVD" and "Jensen's inequality" stay."""
+    first = phrase.split(" ", 1)[0]
+    if len(first) > 1 and first[0].isupper() and first[1:].islower() and " " in phrase \
+            and not first.endswith("'s") and first not in PROPER_NAMES:
+        return phrase[0].lower() + phrase[1:]
+    return phrase
+
+
+def _short_title(chunk: Chunk) -> str:
+    """The note's title inside a question: "Decision Trees: Impurity and ..." -> "Decision Trees"."""
+    title = re.split(r"[:(]", chunk.title, maxsplit=1)[0].strip() or chunk.title
+    return re.sub(r"^(The|A|An) ", lambda m: m.group(1).lower() + " ", title)  # "... behind the Chain Rule"
+
+
+def _topic(chunk: Chunk) -> str | None:
+    """What a chunk's formula is about: its last specific heading (None when only generic headings,
+    or a heading phrased as a question, name it)."""
     parts = [p.strip() for p in chunk.heading.split(">")]
     for part in reversed(parts[1:]):
-        if not GENERIC_HEADINGS.match(part) and not part.lower().startswith(("step", "check")):
-            return part
-    return chunk.title
+        low = part.lower()
+        if GENERIC_HEADINGS.match(part) or low.startswith(("step", "check")) or low.startswith(QUESTION_WORDS):
+            continue
+        return re.sub(r"^\d+[.)]\s*", "", part)
+    return None
 
 
 def _term_ok(term: str) -> bool:
     if " " not in term and term.islower() and len(term) < 5:  # "soft", "sum": words, not terms
         return False
+    if term.lower().startswith(LEADING_WORDS):  # "One gradient step", "the trick": a phrase, not a term
+        return False
     return 3 <= len(term) <= 60 and "$" not in term and any(c.isalpha() for c in term) and term.count(" ") <= 6
+
+
+def _definition_question(term: str, rng: random.Random) -> str:
+    term = _lower_first(term)
+    template = rng.choice(["What is {a}{t}?", "Define {t}.", "What does {t} mean?", "What is meant by {t}?"])
+    article = "" if term[0].isupper() or term[0].isdigit() else "the "
+    return template.format(t=term, a=article)
+
+
+def _formula_question(chunk: Chunk, rng: random.Random) -> tuple[str, str]:
+    """(question, topic) for the displayed equation of a chunk."""
+    title, topic = _short_title(chunk), _topic(chunk)
+    if topic is None or topic.lower() == title.lower():
+        template = rng.choice(["What is the key formula of {n}?", "Write down the main equation of {n}.",
+                               "Which equation defines {n}?"])
+        return template.format(n=title), title
+    template = rng.choice(["In {n}, what is the formula for {t}?", "Write down the equation for {t} in {n}.",
+                           "How is {t} written as an equation, in {n}?"])
+    return template.format(n=title, t=_lower_first(topic)), topic
 
 
 def questions_from_chunk(chunk: Chunk, rng: random.Random) -> list[tuple[str, str, str, list[str]]]:
@@ -143,11 +192,7 @@ def questions_from_chunk(chunk: Chunk, rng: random.Random) -> list[tuple[str, st
             if not _term_ok(term) or term.lower() in seen_terms:
                 continue
             seen_terms.add(term.lower())
-            template = rng.choice(["What is {t}?", "Define {t}.", "What does {t} mean?",
-                                   "What is meant by {t}?"])
-            article = "" if term[0].isupper() or template.startswith("Define") else "the "
-            question = template.format(t=article + term if template.startswith("What is {") else term)
-            found.append(("definition", question, _plain(s), [term]))
+            found.append(("definition", _definition_question(term, rng), _plain(s), [term]))
     opening = []
     for sentence in sentences[:2]:  # an intuition's opening, up to a sentence that announces a list
         if sentence.rstrip().endswith(":") or "- **" in sentence:
@@ -157,17 +202,16 @@ def questions_from_chunk(chunk: Chunk, rng: random.Random) -> list[tuple[str, st
         answer = _plain(" ".join(opening))
         if len(answer) <= MAX_ANSWER_CHARS and "$$" not in answer:
             template = rng.choice(["What is the intuition behind {t}?", "Explain {t} intuitively.",
-                                   "Why does {t} work, intuitively?"])
-            found.append(("why", template.format(t=chunk.title), answer, _bold(" ".join(opening)) or [chunk.title]))
+                                   "What is the idea of {t}, in plain words?"])
+            found.append(("why", template.format(t=_short_title(chunk)), answer,
+                          _bold(" ".join(opening)) or [_short_title(chunk)]))
     for s in sentences:  # formulas: a sentence introducing displayed math
         if "$$" in s and len(s) <= MAX_ANSWER_CHARS and not s.lstrip().startswith("$$"):
             intro = s.split("$$", 1)[0]
             if len(intro) < 25:
                 continue
-            topic = _topic(chunk)
-            template = rng.choice(["What is the formula for {t}?", "Write down the key equation of {t}.",
-                                   "How is {t} written as an equation?"])
-            found.append(("formula", template.format(t=topic), s.replace("**", "").strip(), _bold(intro) or [topic]))
+            question, topic = _formula_question(chunk, rng)
+            found.append(("formula", question, s.replace("**", "").strip(), _bold(intro) or [topic]))
             break  # one formula per chunk keeps the mix balanced
     return found
 
@@ -207,13 +251,24 @@ class SentenceVectors:
         qv = model.encode(unique, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         self.questions = dict(zip(unique, qv, strict=True))
 
-    def condensed(self, question: str, chunk_ids: list[str], extractive: ExtractiveGenerator) -> str:
+    def condensed(self, question: str, chunk_ids: list[str], extractive: ExtractiveGenerator,
+                  answer: str | None = None, gold_number: int | None = None) -> str:
+        """The facts the app would give the small model for this question and context. With ``answer``,
+        the gold chunk's sentences that make up the answer rank first, so the facts always hold it (in
+        the app, a question whose answer the extractive step misses cannot be answered anyway: training on
+        such a context would teach the model to invent)."""
         import numpy as np
 
         candidates = [(i, s) for i, c in enumerate(chunk_ids, 1) for s in self.sentences[c]]
         if not candidates:
             return NOT_COVERED
         scores = np.concatenate([self.vectors[c] for c in chunk_ids]) @ self.questions[question]
+        if answer is not None:
+            wanted = _flat(answer)
+            top = float(scores.max())
+            for j, (number, sentence) in enumerate(candidates):
+                if number == gold_number and _flat(sentence) and _flat(sentence) in wanted:
+                    scores[j] = top
         return extractive.compose(candidates, scores)
 
 
@@ -223,11 +278,28 @@ def render(example: Example, chunks: dict[str, Chunk], vectors: SentenceVectors)
     if example.style == "full":
         messages = build_messages(example.question, [_hit(c) for c in context])
     else:
-        facts = vectors.condensed(example.question, example.context_chunks, ExtractiveGenerator())
-        if example.kind != "negative" and f"[{example.gold_number}]" not in facts:
-            return None  # the extractive step did not keep the gold sentence: nothing to answer from
+        positive = example.kind != "negative"
+        facts = vectors.condensed(example.question, example.context_chunks, ExtractiveGenerator(),
+                                  answer=example.answer if positive else None, gold_number=example.gold_number)
+        if positive and not answer_in(example.answer, example.gold_number, facts):
+            return None  # more answer sentences than the facts hold: nothing complete to answer from
         messages = build_condensed_messages(example.question, facts)
     return [*messages, {"role": "assistant", "content": example.answer}]
+
+
+def _flat(text: str) -> str:
+    """Text with bold markers, citation numbers and line breaks taken out, for comparing passages."""
+    return " ".join(CITATION_NUMBER.sub("", text.replace("**", "")).split())
+
+
+CITATION_NUMBER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def answer_in(answer: str, number: int | None, facts: str) -> bool:
+    """Whether every sentence and equation of a cited reference answer is in the condensed facts, so the
+    answer can be read off the context the model is given."""
+    flat = _flat(facts)
+    return f"[{number}]" in facts and all(_flat(piece) in flat for piece in answer.split("$$") if _flat(piece))
 
 
 def cite(answer: str, number: int) -> str:
@@ -320,6 +392,19 @@ def build_dataset(settings: Settings | None = None, *, seed: int = 0, out: Path 
         raise DataError(f"no notes under {settings.corpus_dir}")
     examples = synthesize(notes, seed=seed, progress=progress)
     return write_dataset(examples, out or data_dir(settings), notes, seed)
+
+
+def ensure_data(settings: Settings | None = None, progress: bool = True) -> Path:
+    """The default data folder, synthesised first (seed 0) when it holds no dataset yet, so that
+    ``mathrag finetune lora`` works as a first command; a dataset already there is used as it is."""
+    settings = settings or get_settings()
+    folder = data_dir(settings)
+    if not (folder / "train.jsonl").is_file() or not (folder / "validation.jsonl").is_file():
+        if progress:
+            print(f"no fine-tuning data under {folder} yet: synthesising it from the notes (mathrag finetune data)",
+                  file=sys.stderr)
+        build_dataset(settings, progress=progress)
+    return folder
 
 
 def load_examples(path: Path) -> list[Example]:

@@ -29,7 +29,6 @@ makes the index (and every query) use it; the index then rebuilds, as its manife
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -39,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune.data import Example, data_dir, load_examples
+from finetune.data import Example, ensure_data, load_examples
 from finetune.lora import NAME_RE
 from rag.chunking import Chunk, chunk_corpus
 from rag.corpus import load_corpus
+from rag.index import file_sha256
 from rag.models import EMBEDDING_MODEL_ID, embedders_dir, embedding_model_dir
 from rag.settings import Settings, get_settings
 
@@ -88,9 +88,6 @@ def training_pairs(examples: list[Example], chunks: dict[str, Chunk], path: str 
     pairs = {(e.question, chunks[e.gold_chunk].embedding_text()): None for e in _answerable(examples, chunks, path)}
     return list(pairs)
 
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -163,7 +160,7 @@ def train_embedder(settings: Settings | None = None, name: str = "notes", *, epo
         raise ValueError(f"an embedder named '{name}' exists ({target}); pass overwrite=True (--overwrite) to "
                          "replace it, or choose another name")
 
-    train_file = Path(train_file) if train_file else data_dir(settings) / "train.jsonl"
+    train_file = Path(train_file) if train_file else ensure_data(settings, progress) / "train.jsonl"
     validation_file = train_file.with_name("validation.jsonl")
     train_examples, val_examples = load_examples(train_file), load_examples(validation_file)
     chunks = corpus_chunks(settings)

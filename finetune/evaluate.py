@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from finetune.data import Example, data_dir, load_examples
+from finetune.data import Example, ensure_data, load_examples
 from rag.answering import CITATION_RE, MIN_GROUNDING, NOT_COVERED, content_words, grounding
 from rag.chunking import Chunk, chunk_corpus
 from rag.corpus import load_corpus
@@ -128,7 +128,7 @@ def run_finetune_eval(settings: Settings | None = None, *, adapter: str | None =
     settings = settings or get_settings()
     if not adapter and not embedder:
         raise ValueError("name an --adapter, an --embedder, or both")
-    examples = load_examples(validation_file or data_dir(settings) / "validation.jsonl")
+    examples = load_examples(validation_file or ensure_data(settings, progress) / "validation.jsonl")
     summary: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "validation_examples": len(examples)}
     if adapter:
         from finetune.lora import adapters_dir

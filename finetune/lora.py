@@ -25,7 +25,6 @@ The generator ``smollm2+lora:<name>`` answers with the adapter in ``mathrag ask`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -35,8 +34,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from finetune.data import Example, data_dir, load_examples
+from finetune.data import Example, data_dir, ensure_data, load_examples
 from finetune.presets import LoraRun
+from rag.index import file_sha256
 from rag.models import GENERATOR_MODEL_ID
 from rag.settings import Settings, get_settings
 
@@ -83,31 +83,40 @@ def encode_all(tokenizer, examples: list[Example], run: LoraRun, limit: int = 0)
     return (kept[:limit] if limit else kept), len(encoded) - len(kept)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 # --------------------------------------------------------------------------- throughput
 
 
-def matmul_peak_flops(n: int = 1024, repeats: int = 8) -> float:
-    """FLOP/s of a large float32 matrix product on this machine now: the reference for utilisation."""
+def matmul_peak_flops(n: int = 1024, repeats: int = 8, device: str = "cpu", dtype=None) -> float:
+    """FLOP/s of a large matrix product on the device the run trains on, now: the reference for utilisation
+    (float32 on a CPU; the training dtype on a GPU, where a larger product is needed to fill the chip)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dtype = dtype or torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     torch.mm(a, b)  # warm up
     best = math.inf
     for _ in range(repeats):
+        if device != "cpu":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         torch.mm(a, b)
+        if device != "cpu":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
 
 
-def flops_per_token(total_params: int, trainable_params: int) -> float:
-    """Model FLOPs per trained token: forward 2N, backward through the activations 2N, weight
-    gradients only for the trainable 2N_lora (attention's sequence terms are small at these lengths)."""
-    return 4 * total_params + 2 * trainable_params
+def flops_per_token(total_params: int, trainable_params: int, layers: int = 0, width: int = 0,
+                    seq_len: float = 0.0) -> float:
+    """Model FLOPs per trained token, counted as PaLM's MFU does but for LoRA:
+
+    - the weight matmuls: forward 2N, backward through the activations 2N (every layer passes the
+      gradient on), weight gradients 2N_lora for the trainable adapters only: ``4N + 2N_lora``;
+    - attention's sequence terms, q k^T and the weighted sum of v: forward 4 L T d per token, backward
+      twice that: ``12 L T d`` (L layers, T the sequence length, d the width of the queries).
+    """
+    return 4 * total_params + 2 * trainable_params + 12 * layers * seq_len * width
 
 
 # --------------------------------------------------------------------------- training
@@ -150,9 +159,15 @@ def _loss_curve(history: list[dict], path: Path, title: str) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if train:
-        ax.plot(*zip(*train, strict=True), label="training loss")
+        steps, losses = zip(*train, strict=True)
+        ax.plot(steps, losses, color="#1f77b4", alpha=0.35, label="training loss (logged)")
+        smooth, mean = [], losses[0]
+        for loss in losses:  # exponential moving average: batches differ in length, so single logs jump
+            mean = 0.7 * mean + 0.3 * loss
+            smooth.append(mean)
+        ax.plot(steps, smooth, color="#1f77b4", label="training loss (moving average)")
     if val:
-        ax.plot(*zip(*val, strict=True), "o-", label="validation loss")
+        ax.plot(*zip(*val, strict=True), "o-", color="#ff7f0e", label="validation loss (step 0: the base model)")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/token, answer tokens)")
     ax.set_title(title)
@@ -197,6 +212,8 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
                                 "--resume to continue it, or choose another --name")
         shutil.rmtree(checkpoints, ignore_errors=True)
 
+    if train_file is None or validation_file is None:
+        ensure_data(settings, progress)
     train_file = train_file or data_dir(settings) / "train.jsonl"
     validation_file = validation_file or data_dir(settings) / "validation.jsonl"
     train_examples, val_examples = load_examples(train_file), load_examples(validation_file)
@@ -226,7 +243,8 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
         num_train_epochs=run.epochs, max_steps=run.max_steps, warmup_steps=run.warmup_ratio,
         weight_decay=run.weight_decay, lr_scheduler_type="cosine",
         activation_checkpointing=run.gradient_checkpointing, bf16=run.bf16 and torch.cuda.is_available(),
-        eval_strategy="steps" if val_set else "no", eval_steps=run.eval_steps, logging_steps=run.logging_steps,
+        eval_strategy="steps" if val_set else "no", eval_steps=run.eval_steps,
+        eval_on_start=bool(val_set), logging_steps=run.logging_steps,  # also on resume: same RNG use, same end
         save_strategy="steps", save_steps=run.save_steps, save_total_limit=2,
         train_sampling_strategy="group_by_length", include_num_input_tokens_seen="non_padding",
         report_to=[], disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
@@ -234,7 +252,13 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
                       callbacks=[timer := _step_timer(), *callbacks])
-    peak = matmul_peak_flops()
+    on_gpu = torch.cuda.is_available()
+
+    def peak_now() -> float:
+        return matmul_peak_flops(8192 if on_gpu else 1024, device="cuda" if on_gpu else "cpu",
+                                 dtype=torch.bfloat16 if on_gpu and run.bf16 else torch.float32)
+
+    peak = peak_now()
     start = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -251,7 +275,11 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
     tokens = trainer.state.num_input_tokens_seen
     # Throughput over the timed steps (not eval or saving); a run of one step falls back to wall time.
     tokens_per_s = timer.tokens / timer.seconds if timer.seconds > 0 else tokens / max(seconds, 1e-9)
-    fpt = flops_per_token(total, trainable)
+    peak = max(peak, peak_now())  # measured before and after: the higher one, so utilisation is not flattered
+    config = model.get_base_model().config
+    mean_len = sum(len(x["input_ids"]) for x in train_set) / len(train_set)
+    fpt = flops_per_token(total, trainable, config.num_hidden_layers, config.num_attention_heads * config.head_dim,
+                          mean_len)
     card = {
         "name": name, "base_model": GENERATOR_MODEL_ID, "preset": preset_name, "run": asdict(run),
         "data": {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
@@ -261,12 +289,14 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
         "metrics": {"steps": trainer.state.global_step, "seconds": seconds, "timed_steps": timer.steps,
                     "step_seconds": timer.seconds, "train_loss": result.training_loss,
                     "last_logged_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
-                    "eval_losses": evals, "final_eval_loss": final_eval, "tokens": tokens,
+                    "eval_losses": evals, "base_eval_loss": evals[0] if evals else None,  # step 0, also when resumed
+                    "final_eval_loss": final_eval, "tokens": tokens,
                     "tokens_per_s": tokens_per_s, "flops_per_token": fpt, "matmul_peak_gflops": peak / 1e9,
                     "mfu": fpt * tokens_per_s / peak, "resumed": resume},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    _save_adapter(model, card, history, target)
+    if trainer.is_world_process_zero():  # under torchrun / accelerate, one process writes the adapter
+        _save_adapter(model, card, history, target)
     return card
 
 

@@ -4,7 +4,7 @@ A preset is a starting point; every field can be overridden on the command line
 (``mathrag finetune lora --preset cpu-quick --max-steps 40 --rank 4``).
 
 - ``cpu-quick``: the condensed-context examples only (what the embedded model sees in the app),
-  short sequences, attention projections only; about ten minutes on two CPU cores.
+  short sequences, attention projections only; ten to twelve minutes on two CPU cores.
 - ``cpu-full``: every example and both prompt styles, attention and MLP projections, two epochs.
 - ``gpu``: the same data as ``cpu-full`` with larger batches, bfloat16 and more epochs; launch it
   unchanged on several GPUs with ``accelerate launch`` or ``torchrun`` (the Trainer handles them).
@@ -57,8 +57,8 @@ class LoraRun:
 
 PRESETS: dict[str, LoraRun] = {
     "cpu-quick": LoraRun(styles=["condensed"], max_length=384, rank=8, alpha=16, target_modules=list(ATTENTION),
-                         max_steps=50, batch_size=4, learning_rate=3e-4, eval_steps=25, eval_examples=32,
-                         save_steps=25),
+                         max_steps=120, batch_size=4, learning_rate=3e-4, eval_steps=40, eval_examples=32,
+                         save_steps=40),
     "cpu-full": LoraRun(max_length=1024, rank=16, alpha=32, target_modules=list(ALL_LINEAR), epochs=2.0,
                         batch_size=4, grad_accum=2, learning_rate=2e-4, eval_steps=50, save_steps=50),
     "gpu": LoraRun(max_length=2048, rank=16, alpha=32, target_modules=list(ALL_LINEAR), epochs=3.0,

@@ -35,3 +35,24 @@ def ft_data(ft_settings):
     from finetune.data import build_dataset
 
     return build_dataset(ft_settings, progress=False)
+
+
+def _tiny_run(**changes):
+    from finetune.presets import preset
+
+    return preset("cpu-quick").override(max_steps=2, batch_size=2, max_train_examples=8, eval_examples=4,
+                                        eval_steps=1, save_steps=1, logging_steps=1, max_length=320, **changes)
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """tiny_run(**changes): two steps on eight short examples, enough to move an adapter, small enough for a test."""
+    return _tiny_run
+
+
+@pytest.fixture(scope="session")
+def tiny_card(ft_settings, ft_data) -> dict:
+    """The run card of the adapter 'tiny': two LoRA steps on the small corpus's data."""
+    from finetune.lora import train_lora
+
+    return train_lora(ft_settings, "tiny", _tiny_run(), preset_name="test", progress=False)

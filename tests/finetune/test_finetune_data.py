@@ -2,10 +2,11 @@
 clear errors for a bad file."""
 
 import json
+import re
 
 import pytest
 
-from finetune.data import DataError, data_dir, load_examples
+from finetune.data import DataError, answer_in, data_dir, load_examples
 from rag.answering import NOT_COVERED
 from rag.chunking import chunk_corpus
 from rag.corpus import load_corpus
@@ -51,8 +52,8 @@ def test_answers_come_from_the_gold_chunk_and_cite_its_number(examples, chunks):
         gold_text = " ".join(chunks[e.gold_chunk].text.replace("**", "").split())
         for piece in sentence.split("$$"):  # the prose and each displayed equation are the note's own
             assert " ".join(piece.split()) in gold_text, e.id
-        if e.style == "condensed":  # the facts given to the small model hold the gold chunk's number
-            assert f"[{e.gold_number}]" in e.messages[-2]["content"]
+        if e.style == "condensed":  # the facts given to the small model hold the whole answer, cited
+            assert answer_in(e.answer, e.gold_number, e.messages[-2]["content"]), e.id
         else:
             assert e.messages[0]["role"] == "system" and f"[{e.gold_number}]" in e.messages[1]["content"]
 
@@ -82,3 +83,39 @@ def test_bad_files_are_named_with_their_line(tmp_path, examples):
         load_examples(tmp_path / "empty.jsonl")
     with pytest.raises(DataError, match="run `mathrag finetune data` first"):
         load_examples(tmp_path / "missing.jsonl")
+
+
+def test_training_makes_the_data_when_there_is_none(ft_settings, ft_data, tmp_path):
+    from finetune.data import ensure_data
+    from rag.settings import Settings
+
+    settings = Settings(home=tmp_path / "home", corpus_dir=ft_settings.corpus_dir)
+    folder = ensure_data(settings, progress=False)
+    assert folder == data_dir(settings)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["files"] == ft_data["files"]  # what `mathrag finetune data` writes, seed 0
+    stamp = (folder / "train.jsonl").stat().st_mtime_ns
+    assert ensure_data(settings, progress=False) == folder
+    assert (folder / "train.jsonl").stat().st_mtime_ns == stamp  # data already there is used as it is
+
+
+def test_questions_read_as_questions(examples):
+    train, validation = examples
+    for e in train + validation:
+        q = e.question
+        assert q[0].isupper() and q.endswith(("?", ".")), q
+        # a heading or a sentence-initial term pasted in as it stands reads badly: "Define One step."
+        assert not re.search(r"\b(Define|of|for|is|behind) (The|One|A|An|This) ", q), q
+        assert not re.search(r"\b(Why|How|What) ", q[1:]), q  # a heading phrased as a question is no topic
+    kinds = {}
+    for e in train:
+        kinds.setdefault(e.kind, []).append(e)
+    assert 1 <= len(kinds["negative"]) <= max(2, 0.2 * len(train))  # refusals present, and rare
+
+
+def test_answer_in_needs_every_sentence_and_the_number():
+    facts = "The **variance** measures spread [2]. It is $\\sigma^2$ [2].\n\n$$\nx^2\n$$\n\n[3]"
+    assert answer_in("The variance measures spread [2].", 2, facts)
+    assert not answer_in("The variance measures spread [1].", 1, facts)  # number not in the facts
+    assert not answer_in("The variance is the mean [2].", 2, facts)
+    assert answer_in("It is $\\sigma^2$.\n\n$$\nx^2\n$$\n\n[3]", 3, facts)

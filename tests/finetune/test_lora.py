@@ -8,20 +8,13 @@ import torch
 from transformers import TrainerCallback
 
 from finetune.lora import FinetuneError, adapters_dir, encode, load_adapter_model, merge_adapter, train_lora
-from finetune.presets import preset
 
 pytestmark = pytest.mark.slow
 
 
-def tiny(**changes):
-    """Two steps on eight short examples: enough to move the adapter, small enough for a test."""
-    return preset("cpu-quick").override(max_steps=2, batch_size=2, max_train_examples=8, eval_examples=4,
-                                        eval_steps=1, save_steps=1, logging_steps=1, max_length=320, **changes)
-
-
 @pytest.fixture(scope="module")
-def card(ft_settings, ft_data):
-    return train_lora(ft_settings, "tiny", tiny(), preset_name="test", progress=False)
+def card(tiny_card):
+    return tiny_card
 
 
 def prompt_ids(tokenizer):
@@ -87,13 +80,13 @@ def test_the_adapter_answers_as_a_generator(ft_settings, card, monkeypatch):
         get_generator("smollm2+lora:nope", ft_settings)
 
 
-def test_an_existing_name_is_refused_unless_overwrite(ft_settings, card):
+def test_an_existing_name_is_refused_unless_overwrite(ft_settings, card, tiny_run):
     with pytest.raises(FinetuneError, match="an adapter named 'tiny' exists"):
-        train_lora(ft_settings, "tiny", tiny(), progress=False)
+        train_lora(ft_settings, "tiny", tiny_run(), progress=False)
     with pytest.raises(FinetuneError, match="nothing to resume for 'other'"):
-        train_lora(ft_settings, "other", tiny(), resume=True, progress=False)
+        train_lora(ft_settings, "other", tiny_run(), resume=True, progress=False)
     with pytest.raises(FinetuneError, match="adapter name '../x'"):
-        train_lora(ft_settings, "../x", tiny(), progress=False)
+        train_lora(ft_settings, "../x", tiny_run(), progress=False)
 
 
 class Crash(TrainerCallback):
@@ -103,11 +96,11 @@ class Crash(TrainerCallback):
         raise KeyboardInterrupt
 
 
-def test_a_killed_run_resumes_to_the_same_end(ft_settings, card):
+def test_a_killed_run_resumes_to_the_same_end(ft_settings, card, tiny_run):
     with pytest.raises(KeyboardInterrupt):
-        train_lora(ft_settings, "killed", tiny(), progress=False, callbacks=(Crash(),))
+        train_lora(ft_settings, "killed", tiny_run(), progress=False, callbacks=(Crash(),))
     assert not (adapters_dir(ft_settings) / "killed").exists()  # no half-written adapter
-    resumed = train_lora(ft_settings, "killed", tiny(), resume=True, progress=False)
+    resumed = train_lora(ft_settings, "killed", tiny_run(), resume=True, progress=False)
     assert resumed["metrics"]["resumed"] and resumed["metrics"]["steps"] == 2
     a, _ = load_adapter_model(ft_settings, "killed")
     b, _ = load_adapter_model(ft_settings, "tiny")  # the uninterrupted run with the same seed
