@@ -13,7 +13,7 @@ def serve(args: argparse.Namespace) -> int:
     from app.server import launch
 
     launch(host=args.host, port=args.port, share=args.share, queue_size=args.queue_size,
-           concurrency=args.concurrency, block=True)
+           concurrency=args.concurrency, watch=args.watch, block=True)
     return 0
 
 
@@ -27,4 +27,7 @@ def register(sub) -> None:
     p.add_argument("--queue-size", type=int, default=32, help="requests that may wait; beyond it users are told "
                                                               "the app is busy (default 32)")
     p.add_argument("--concurrency", type=int, default=2, help="answers computed at the same time (default 2)")
+    p.add_argument("--watch", type=float, default=5.0, metavar="SECONDS",
+                   help="look for edited notes this often and update the index while serving (0: never; "
+                        "default 5)")
     p.set_defaults(func=serve)

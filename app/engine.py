@@ -9,8 +9,10 @@ listed only when its model is installed or its endpoint is configured.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +20,17 @@ from pathlib import Path
 from graphrag import GraphRetriever
 from graphrag import view as graph_view
 from graphrag.paths import UnknownConcept, learning_path
+from graphrag.store import ensure_graph
 from rag import attention_maps
 from rag.answering import Answer, stream_answer
 from rag.corpus import Note, load_corpus
 from rag.generators import get_generator
+from rag.index import note_hash, update_index
 from rag.models import ModelNotFound, generator_gguf_path
+from rag.retriever import Retriever
 from rag.settings import Settings, get_settings
+
+log = logging.getLogger("mathrag")
 
 # An OpenAI-compatible endpoint is offered when both are set, e.g.
 # MATHRAG_OPENAI_URL=http://127.0.0.1:8000/v1 MATHRAG_OPENAI_MODEL=qwen2.5-7b-instruct
@@ -60,7 +67,13 @@ class Engine:
     retriever: GraphRetriever
     generators: list[str]
     notes: list[Note] = field(default_factory=list)
-    home: Path = field(default_factory=lambda: get_settings().home)
+    settings: Settings = field(default_factory=get_settings)
+    _refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _seen: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
 
     @classmethod
     def load(cls, settings: Settings | None = None, warm: bool = True) -> Engine:
@@ -72,7 +85,33 @@ class Engine:
             get_generator(generators[0], settings)
             retriever.search("warm up", k=1)
         return cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent),
-                   settings.home)
+                   settings)
+
+    def refresh(self, progress: bool = False) -> str | None:
+        """Pick up edited, added or removed notes while serving; returns what changed, or None.
+
+        The index and the graph are updated on disk, then a new retriever replaces the old one
+        in a single assignment: answers already running hold the old retriever and finish on
+        it; the next question uses the new one. Cheap when nothing changed (the notes' hashes
+        are compared with the index's manifest), so it can be polled.
+        """
+        with self._refreshing:
+            notes = load_corpus(self.settings.corpus_dir, root=self.settings.corpus_dir.parent)
+            hashes = {n.source: note_hash(n) for n in notes}
+            if hashes in (self.retriever.index.manifest.get("notes"), self._seen):
+                return None
+            index, report = update_index(self.settings, progress=progress)
+            base = Retriever(index, self.settings)
+            data, _ = ensure_graph(base.index, base.settings, progress=progress)
+            # Another process still writing: look again at the next poll. Otherwise wait for the next edit
+            # (also when the home is read-only and the stored index is served as it is).
+            self._seen = None if report.reason.startswith("another process") else hashes
+            old, self.retriever, self.notes = self.retriever, GraphRetriever(base, data), notes
+            before = old.index.manifest.get("notes", {})
+            changed = sorted(s for s in set(before) | set(hashes) if before.get(s) != hashes.get(s))
+            message = f"notes changed ({', '.join(changed)}); the index now has {len(base.index)} chunks"
+            log.warning("mathrag: %s", message)
+            return message
 
     @property
     def modes(self) -> list[str]:

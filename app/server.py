@@ -2,11 +2,15 @@
 
 Analytics are off, share links are made only on request, and the app serves
 no files from disk beyond Gradio's own (``allowed_paths`` stays empty).
+While it serves, a background thread looks for edited notes every few seconds
+and brings the index and the graph up to date (:meth:`Engine.refresh`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -24,11 +28,36 @@ def create(engine: Engine | None = None, *, queue_size: int = 32, concurrency: i
     return demo
 
 
+log = logging.getLogger("mathrag")
+
+
+def watch_notes(engine: Engine, every: float, stop: threading.Event) -> threading.Thread:
+    """Poll the notes every ``every`` seconds and refresh the engine when they change, until ``stop`` is set."""
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                engine.refresh()
+            except Exception as exc:  # a failed update keeps the current index serving; say why, try later
+                log.warning("mathrag: the notes changed but the index could not be updated: %s", exc)
+
+    thread = threading.Thread(target=loop, name="mathrag-watch-notes", daemon=True)
+    thread.start()
+    return thread
+
+
 def launch(engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           queue_size: int = 32, concurrency: int = 2, block: bool = True):
-    """Serve the app; returns ``(demo, url)`` when ``block`` is False."""
+           queue_size: int = 32, concurrency: int = 2, watch: float = 0.0, block: bool = True):
+    """Serve the app; returns ``(demo, url)`` when ``block`` is False.
+
+    ``watch``: seconds between looks for edited notes (0: never).
+    """
     print("mathrag: loading the index and the models...", flush=True)
+    engine = engine or Engine.load()
     demo = create(engine, queue_size=queue_size, concurrency=concurrency)
+    if watch > 0:
+        stop = threading.Event()
+        watch_notes(engine, watch, stop)
+        demo.close = _also(demo.close, stop.set)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                             quiet=not block, show_error=True, allowed_paths=[], css=CSS,
                             footer_links=["api"])
@@ -41,3 +70,10 @@ def launch(engine: Engine | None = None, *, host: str = "127.0.0.1", port: int =
         finally:
             demo.close()
     return demo, url
+
+
+def _also(close, then):
+    def both(*args, **kwargs):
+        then()
+        return close(*args, **kwargs)
+    return both

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.answering import NOT_COVERED, SYSTEM_PROMPT, build_condensed_messages, build_messages
+from rag.artifacts import write_atomic
 from rag.chunking import Chunk, chunk_corpus
 from rag.corpus import Note, load_corpus
 from rag.generators import ExtractiveGenerator, context_sentences
@@ -359,19 +359,13 @@ def synthesize(notes: list[Note], *, seed: int = 0, progress: bool = True) -> li
 # --------------------------------------------------------------------------- files
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
 
 def write_dataset(examples: list[Example], out: Path, notes: list[Note], seed: int) -> dict:
     """``train.jsonl``, ``validation.jsonl`` and ``manifest.json`` under ``out``; returns the manifest."""
     files = {}
     for part in ("train", "validation"):
         text = "".join(e.to_json() + "\n" for e in examples if e.split == part)
-        _write_atomic(out / f"{part}.jsonl", text)
+        write_atomic(out / f"{part}.jsonl", text)
         files[f"{part}.jsonl"] = hashlib.sha256(text.encode()).hexdigest()
     split = split_notes(notes, seed=seed)
     counts = {part: {"examples": sum(e.split == part for e in examples),
@@ -379,7 +373,7 @@ def write_dataset(examples: list[Example], out: Path, notes: list[Note], seed: i
                      "styles": dict(Counter(e.style for e in examples if e.split == part)),
                      "notes": sorted(s for s, p in split.items() if p == part)} for part in ("train", "validation")}
     manifest = {"format": FORMAT, "seed": seed, "system_prompt": SYSTEM_PROMPT, "files": files, **counts}
-    _write_atomic(out / "manifest.json", json.dumps(manifest, indent=2))
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2))
     return manifest
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import statistics
 import time
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 from finetune.data import Example, ensure_data, load_examples
 from rag.answering import CITATION_RE, MIN_GROUNDING, NOT_COVERED, content_words, grounding
+from rag.artifacts import write_atomic
 from rag.chunking import Chunk, chunk_corpus
 from rag.corpus import load_corpus
 from rag.evaluation import term_found
@@ -206,9 +206,7 @@ def _plot(summary: dict, path: Path) -> None:
     ax.set_xlim(0, 1)
     ax.set_title("Fine-tuning: before and after, validation notes")
     ax.legend(loc="lower right")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def write_report(summary: dict, out: Path) -> list[str]:
@@ -216,9 +214,7 @@ def write_report(summary: dict, out: Path) -> list[str]:
     files = []
     for name, text in (("finetune_eval.json", json.dumps(summary, indent=2, default=str)),
                        ("finetune_eval.md", markdown(summary))):
-        tmp = out / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        write_atomic(out / name, text)
         files.append(str(out / name))
     _plot(summary, out / "finetune_eval.png")
     return [*files, str(out / "finetune_eval.png")]

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from finetune.data import Example, data_dir, ensure_data, load_examples
 from finetune.presets import LoraRun
+from rag.artifacts import write_atomic
 from rag.index import file_sha256
 from rag.models import GENERATOR_MODEL_ID
 from rag.settings import Settings, get_settings
@@ -172,9 +173,7 @@ def _loss_curve(history: list[dict], path: Path, title: str) -> None:
     ax.set_ylabel("cross-entropy (nats/token, answer tokens)")
     ax.set_title(title)
     ax.legend()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _oom_hint(run: LoraRun) -> str:

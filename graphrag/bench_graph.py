@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 import shutil
 import statistics
@@ -23,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.artifacts import write_atomic
 from rag.bench import report, suite
 from rag.corpus import Note, load_corpus
 from rag.evaluation import load_questions, percentile
@@ -128,9 +128,7 @@ def _plot_growth(growth: list[dict], path: Path) -> None:
     ax.set_ylabel("seconds")
     ax.set_title("Graph build time as the corpus grows")
     ax.legend()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 @report("graph")

@@ -109,10 +109,10 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from graphrag.store import graph_dir
+    from graphrag.store import live_graph_dir
 
     _load(progress=False)  # makes sure the stored graph is current
-    source = graph_dir() / ("graph.graphml" if args.format == "graphml" else "graph.json")
+    source = live_graph_dir() / ("graph.graphml" if args.format == "graphml" else "graph.json")
     out = Path(args.out)
     shutil.copyfile(source, out)
     print(f"wrote {out} ({args.format}, {out.stat().st_size // 1024} KiB)")

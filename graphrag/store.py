@@ -10,6 +10,10 @@ Files under ``MATHRAG_HOME/graph/`` (JSON and NumPy's ``.npy``, no pickle):
 - ``manifest.json``, written last: format version, the digest of the index state the graph
   was built from, counts, the prerequisite cycles found, and a SHA-256 per file.
 
+They live in a version folder, ``graph/v<time>-<pid>/``, named by ``graph/CURRENT``
+(:class:`rag.artifacts.VersionedStore`): a build writes a new folder and switches the
+pointer when it is complete, so a killed build leaves the previous graph in use.
+
 The graph follows the search index: its manifest records the digest of the index's per-note
 hashes, and a graph built from another index state is rebuilt. Rebuilding the structure takes
 about a second; the embeddings are the slow part, so they are reused for every concept and
@@ -20,11 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
@@ -33,6 +36,7 @@ from networkx.readwrite import json_graph
 
 from graphrag.build import build_graph
 from graphrag.communities import Community, detect
+from rag.artifacts import CorruptArtifact, StorageError, VersionedStore
 from rag.corpus import load_corpus
 from rag.index import SearchIndex, embed, file_sha256
 from rag.settings import Settings, get_settings
@@ -42,7 +46,7 @@ FILES = ("graph.json", "graph.graphml", "communities.json", "vectors.json", "con
          "report_vectors.npy")
 
 
-class GraphCorrupt(RuntimeError):
+class GraphCorrupt(CorruptArtifact):
     """A stored graph that is missing a file, fails a checksum, or has an older format."""
 
 
@@ -85,22 +89,17 @@ class BuildReport:
     embedded: int = 0  # texts embedded anew
     reused: int = 0  # embeddings kept from the previous build
     seconds: float = 0.0
+    recovered: list[str] = field(default_factory=list)  # unfinished builds found and removed
 
     def summary(self) -> str:
         if not self.built:
-            return "graph up to date"
+            return f"graph used as it is ({self.reason})" if self.reason else "graph up to date"
         return (f"graph built ({self.reason}) in {self.seconds:.1f} s: {self.embedded} concept and report texts "
                 f"embedded, {self.reused} reused")
 
 
 def concept_text(data: dict) -> str:
     return f"{data['name']}: {data.get('description', '')}"
-
-
-def _write(folder: Path, name: str, data: bytes) -> None:
-    tmp = folder / f".{name}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, folder / name)
 
 
 def _graphml_bytes(g: nx.MultiDiGraph) -> bytes:
@@ -114,8 +113,9 @@ def _graphml_bytes(g: nx.MultiDiGraph) -> bytes:
 
 
 def _previous_vectors(folder: Path) -> dict[str, np.ndarray]:
-    """text key -> vector from the last build, if it can be read (a failure just means re-embedding)."""
+    """text key -> vector from the last build, if it passes its checks (a failure just means re-embedding)."""
     try:
+        _checked_manifest(folder)  # never reuse vectors from a damaged build
         keys = json.loads((folder / "vectors.json").read_text(encoding="utf-8"))
         out = {}
         for name in ("concept", "report"):
@@ -141,19 +141,29 @@ def _embed_reusing(texts: list[str], previous: dict[str, np.ndarray], progress: 
 
 def build_and_save(index: SearchIndex, settings: Settings | None = None, *, progress: bool = True,
                    reason: str = "no graph yet") -> tuple[GraphData, BuildReport]:
-    """Build the graph from the notes and the index's chunks, embed what changed, write it atomically."""
+    """Build the graph from the notes and the index's chunks, embed what changed, write it as a new version."""
     settings = settings or get_settings()
+    store = VersionedStore(graph_dir(settings), "graph")
+    with store.locked():
+        return _build_locked(index, settings, store, progress, reason)
+
+
+def _build_locked(index: SearchIndex, settings: Settings, store: VersionedStore, progress: bool,
+                  reason: str) -> tuple[GraphData, BuildReport]:
     start = time.perf_counter()
     report = BuildReport(built=True, reason=reason)
-    folder = graph_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    report.recovered = store.remove_partials()
+    if report.recovered:
+        print(f"mathrag: removed {len(report.recovered)} unfinished graph build(s) left by an interrupted run",
+              file=sys.stderr, flush=True)
     notes = load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)
     indexed = {c.source for c in index.chunks}
     notes = [n for n in notes if n.source in indexed]  # exactly the notes the index holds
     g = build_graph(notes, index.chunks)
     communities, rank = detect(g, index.chunks)
     concept_ids = [n for n, k in g.nodes(data="kind") if k != "chunk"]
-    previous = _previous_vectors(folder)
+    current = store.current()
+    previous = _previous_vectors(current) if current else {}
     concept_texts = [concept_text(g.nodes[n]) for n in concept_ids]
     report_texts = [c.report_text() for c in communities]
     concept_vectors = _embed_reusing(concept_texts, previous, progress, report)
@@ -167,45 +177,70 @@ def build_and_save(index: SearchIndex, settings: Settings | None = None, *, prog
         "vectors.json": json.dumps({"concept_ids": concept_ids, "concept_keys": [_text_key(t) for t in concept_texts],
                                     "report_keys": [_text_key(t) for t in report_texts]}).encode(),
     }
-    for name, data in files.items():
-        _write(folder, name, data)
-    for name, array in (("concept_vectors.npy", concept_vectors), ("report_vectors.npy", report_vectors)):
-        tmp = folder / f".{name}.tmp"
-        with tmp.open("wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, folder / name)
     kinds: dict[str, int] = {}
     for _, k in g.nodes(data="kind"):
         kinds[k] = kinds.get(k, 0) + 1
     edge_types: dict[str, int] = {}
     for *_, k in g.edges(keys=True):
         edge_types[k] = edge_types.get(k, 0) + 1
-    manifest = {"format": FORMAT, "index_digest": index_digest(index), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "nodes": kinds, "edges": edge_types, "communities": len(communities),
-                "cycles": g.graph.get("cycles", []), "generic_terms": g.graph.get("generic_terms", []),
-                "files": {name: file_sha256(folder / name) for name in FILES}}
-    _write(folder, "manifest.json", json.dumps(manifest, indent=2).encode())
+    with store.new_version() as folder:
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        for name, array in (("concept_vectors.npy", concept_vectors), ("report_vectors.npy", report_vectors)):
+            np.save(folder / name, array, allow_pickle=False)
+        manifest = {"format": FORMAT, "index_digest": index_digest(index),
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "nodes": kinds, "edges": edge_types,
+                    "communities": len(communities), "cycles": g.graph.get("cycles", []),
+                    "generic_terms": g.graph.get("generic_terms", []),
+                    "files": {name: file_sha256(folder / name) for name in FILES}}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    for name in (*FILES, "manifest.json"):  # loose files of the layout before version folders
+        (store.root / name).unlink(missing_ok=True)
     report.seconds = time.perf_counter() - start
     data = GraphData(g, communities, rank, concept_ids, concept_vectors, report_vectors, manifest)
     return data, report
 
 
-def load_graph(folder: Path) -> GraphData:
-    """Read a stored graph, checking the format and every checksum; raise GraphCorrupt if anything is off."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise GraphCorrupt(f"{folder / 'manifest.json'} is unreadable ({exc.__class__.__name__})") from None
-    if manifest.get("format") != FORMAT:
-        raise GraphCorrupt(f"graph format {manifest.get('format')} is not {FORMAT} (built by another version)")
+def live_graph_dir(settings: Settings | None = None) -> Path | None:
+    """The folder of the live graph version (None before the first build)."""
+    return VersionedStore(graph_dir(settings), "graph").current()
+
+
+def load_graph(store: Path) -> GraphData:
+    """Read the live graph under ``store``, checking the format and every checksum.
+
+    Raises FileNotFoundError when there is no graph yet and GraphCorrupt if anything is off.
+    """
+    versions = VersionedStore(store, "graph")
+    for _ in range(3):  # another process may switch versions while this one reads
+        folder = versions.current()
+        if folder is None:
+            raise FileNotFoundError(f"no graph at {store}")
+        try:
+            return _load_folder(folder)
+        except GraphCorrupt:
+            if versions.current() == folder:
+                raise
+    return _load_folder(folder)
+
+
+def _checked_manifest(folder: Path) -> dict:
+    """The folder's manifest after every check (format, each file's checksum); GraphCorrupt if one fails."""
+    manifest = VersionedStore(folder.parent, "graph").read_manifest(folder, GraphCorrupt)
+    fmt = manifest.get("format")
+    if fmt != FORMAT:
+        raise GraphCorrupt(f"graph format {fmt} is not {FORMAT} (built by another version)")
     for name in FILES:
         path = folder / name
         if not path.is_file():
             raise GraphCorrupt(f"{path} is missing")
-        if file_sha256(path) != manifest.get("files", {}).get(name):
+        if file_sha256(path) != (manifest.get("files") or {}).get(name):
             raise GraphCorrupt(f"{path} does not match its checksum")
+    return manifest
+
+
+def _load_folder(folder: Path) -> GraphData:
+    manifest = _checked_manifest(folder)
     try:
         g = json_graph.node_link_graph(json.loads((folder / "graph.json").read_text(encoding="utf-8")),
                                        directed=True, multigraph=True, edges="edges")
@@ -223,20 +258,47 @@ def load_graph(folder: Path) -> GraphData:
 
 def ensure_graph(index: SearchIndex, settings: Settings | None = None, *, rebuild: bool = False,
                  progress: bool = True) -> tuple[GraphData, BuildReport]:
-    """The graph for this index state: loaded when it is current and intact, else (re)built with a message."""
+    """The graph for this index state: loaded when it is current and intact, else (re)built with a message.
+
+    While another process builds, its result is not complete, so the live graph is used as it is;
+    a read-only ``MATHRAG_HOME`` is served the same way (with a warning when stale).
+    """
     settings = settings or get_settings()
-    folder = graph_dir(settings)
+    store = VersionedStore(graph_dir(settings), "graph")
+    if not store.writable():
+        try:
+            data = load_graph(store.root)
+        except (FileNotFoundError, GraphCorrupt) as exc:
+            raise StorageError(f"cannot build the graph: {store.root} is not writable, and it holds no usable "
+                               f"graph ({exc}); set MATHRAG_HOME to a writable folder") from None
+        if data.manifest.get("index_digest") != index_digest(index):
+            print(f"mathrag: {store.root} is not writable: using the stored graph, which is older than the "
+                  "index", file=sys.stderr, flush=True)
+        return data, BuildReport(reason="read-only: the stored graph is used as it is")
     if rebuild:
         return build_and_save(index, settings, progress=progress, reason="--rebuild")
+    with store.locked(wait=False) as free:
+        if free:
+            return _ensure_locked(index, settings, store, progress)
     try:
-        data = load_graph(folder)
+        data = load_graph(store.root)
+        return data, BuildReport(reason="another process is building the graph; using the current one")
+    except (FileNotFoundError, GraphCorrupt):
+        with store.locked():
+            return _ensure_locked(index, settings, store, progress)
+
+
+def _ensure_locked(index: SearchIndex, settings: Settings, store: VersionedStore,
+                   progress: bool) -> tuple[GraphData, BuildReport]:
+    try:
+        data = load_graph(store.root)
     except FileNotFoundError:
-        return build_and_save(index, settings, progress=progress, reason="no graph yet")
+        return _build_locked(index, settings, store, progress, "no graph yet")
     except GraphCorrupt as exc:
         print(f"mathrag: the stored graph is unusable ({exc}); rebuilding it", file=sys.stderr, flush=True)
-        return build_and_save(index, settings, progress=progress, reason=f"rebuilt: {exc}")
+        return _build_locked(index, settings, store, progress, f"rebuilt: {exc}")
     if data.manifest.get("index_digest") != index_digest(index):
-        return build_and_save(index, settings, progress=progress, reason="the notes changed")
+        return _build_locked(index, settings, store, progress, "the notes changed")
     return data, BuildReport()
 
 

@@ -23,12 +23,18 @@
    replaced by the extractive one (the notes' own sentences, cited), with a
    notice saying so.
 
+The notes are treated as data: a sentence in a retrieved passage that speaks
+to the assistant ("ignore previous instructions ...") is withheld from the
+model's context and from the grounding check (``rag.text.withhold_instructions``),
+and the answer carries a notice naming the note.
+
 ``stream_answer`` yields the growing :class:`Answer` as text arrives (``done``
 is False until the last one); ``answer`` returns the final one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Iterator
@@ -41,7 +47,7 @@ from rag.generators import ContextChunk, ExtractiveGenerator, get_generator
 from rag.models import load_embedder
 from rag.retriever import Hit, Retriever, check_k, check_mode
 from rag.settings import get_settings
-from rag.text import clean_question
+from rag.text import clean_question, withhold_instructions
 
 # Coverage: below MIN_SIMILARITY (cosine of question and best chunk) the notes do not cover a question; below
 # CLEAR_SIMILARITY they do not either when UNKNOWN_SHARE of its terms never occur in the notes. Calibrated on
@@ -280,6 +286,14 @@ def stream_answer(
         yield result
         return
 
+    # The notes are data: a sentence in them that instructs the assistant is withheld from the model.
+    shown, hits = hits, []
+    for h in shown:
+        text, withheld = withhold_instructions(h.text)
+        hits.append(dataclasses.replace(h, text=text) if withheld else h)
+        if withheld:
+            result.notices.append(f"{h.source} contains text addressed to the assistant; it was treated as data "
+                                  "and left out of the model's context")
     context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
     extractive = ExtractiveGenerator()
     facts = None
@@ -320,7 +334,7 @@ def stream_answer(
                                       "notes' own sentences instead")
                 text = facts if facts is not None else extractive.answer(question, context)
                 result.fallback = extractive.name
-    result.text, result.citations = resolve_citations(text, hits)
+    result.text, result.citations = resolve_citations(text, shown)
     result.done = True
     result.seconds = time.perf_counter() - start
     yield result

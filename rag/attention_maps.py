@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.artifacts import write_atomic
+
 SMOLLM2 = "smollm2"
 MAX_TOKENS = 96  # beyond this a heatmap's labels cannot be read; the CLI and app say so instead of squeezing
 
@@ -210,15 +212,10 @@ def save(maps: AttentionMaps, out: str | os.PathLike[str], heads: list[int] | No
     figures.append((f"layer{maps.layer}_all_heads.png", grid_figure(maps)))
     written = []
     for name, fig in figures:
-        tmp = out / f".{name}.tmp"
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out / name)
-        written.append(out / name)
+        written.append(write_atomic(out / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png")))
     manifest = {"model": maps.model, "text": maps.text, "layer": maps.layer, "n_layers": maps.n_layers,
                 "n_heads": maps.n_heads, "tokens": maps.tokens, "files": [p.name for p in written]}
-    tmp = out / ".attention.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "attention.json")
+    write_atomic(out / "attention.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return written
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.artifacts import write_atomic
 from rag.evaluation import evaluate_retrieval, load_questions, percentile
 from rag.settings import Settings, get_settings
 
@@ -218,10 +219,8 @@ def _plot_latency(latencies: dict[str, list[float]], path: Path) -> None:
     ax.set_xlabel("milliseconds per query")
     ax.set_title("Search latency against the query-embedding floor")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def markdown(summary: dict) -> str:
@@ -276,9 +275,7 @@ def run_bench(settings: Settings | None = None, *, suites: list[str] | None = No
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     for name, data in (("bench.json", json.dumps(summary, indent=2)), ("bench.md", markdown(summary))):
-        tmp = out / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(data)
-        os.replace(tmp, out / name)
+        write_atomic(out / name, data)
     written = ["bench.json", "bench.md"]
     if latencies:
         _plot_latency(latencies, out / "bench_latency.png")

@@ -15,6 +15,7 @@ Run ``python -m rag.corpus [paths...]`` to validate notes from the shell.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -50,6 +51,7 @@ REQUIRED_SECTIONS = (
 REQUIRED_KEYS = ("title", "area", "tags", "prerequisites", "related_code", "summary")
 OPTIONAL_KEYS = ("aliases",)
 MIN_WORDS, MAX_WORDS = 400, 1500
+MAX_NOTE_BYTES = 1_000_000  # a note is one concept; a file this large is a mistake (or not a note)
 # Modules a check block may import: numpy and a few pure-Python helpers.
 CHECK_IMPORTS = {"numpy", "math", "itertools", "functools", "collections", "fractions"}
 
@@ -119,11 +121,17 @@ def parse_note(path: Path, root: Path | None = None) -> Note:
     root = root or repo_root()
     source = _relative(path, root)
     try:
+        size = path.stat().st_size
+        if size > MAX_NOTE_BYTES:
+            raise NoteError(f"{source}: {size / 1e6:.1f} MB is larger than a note may be "
+                            f"({MAX_NOTE_BYTES / 1e6:.0f} MB); split it into notes of one concept each")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise NoteError(f"{source}: not valid UTF-8 text") from None
     except OSError as exc:
         raise NoteError(f"{source}: cannot read ({exc.strerror})") from None
+    if "\x00" in text:
+        raise NoteError(f"{source}: looks like a binary file (it contains NUL bytes), not a Markdown note")
 
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
@@ -177,11 +185,21 @@ def note_paths(corpus_dir: Path | None = None) -> list[Path]:
 
 
 def load_corpus(corpus_dir: Path | None = None, root: Path | None = None) -> list[Note]:
-    """Parse every note; a note that cannot be parsed is skipped with a warning naming it."""
+    """Parse every note; a note that cannot be parsed is skipped with a warning naming it.
+
+    Skipped as well, each with its warning: a symbolic link that points outside the corpus
+    folder (nothing outside ``corpus/`` is indexed or shown), a file over ``MAX_NOTE_BYTES``,
+    and a binary file.
+    """
     corpus_dir = corpus_dir or default_corpus_dir()
     root = root or corpus_dir.parent
     notes = []
+    inside = corpus_dir.resolve()
     for path in note_paths(corpus_dir):
+        if not path.resolve().is_relative_to(inside):
+            name = Path(os.path.relpath(path, root)).as_posix()
+            warnings.warn(f"skipping note: {name}: a link to {path.resolve()}, outside {corpus_dir}", stacklevel=2)
+            continue
         try:
             notes.append(parse_note(path, root))
         except NoteError as exc:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.answering import answer
+from rag.artifacts import write_atomic
 from rag.plugins import all_modes, load_retriever
 from rag.retriever import MODES, Retriever
 from rag.settings import Settings, get_settings
@@ -185,11 +185,6 @@ def evaluate_answers(retriever: Retriever, questions: list[Question], generator:
 # --------------------------------------------------------------------------- report
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
 
 def markdown_report(summary: dict) -> str:
     lines = [f"# Evaluation ({summary['date']})", "",
@@ -245,10 +240,8 @@ def plot_retrieval(summary: dict, path: Path) -> None:
     ax.set_title(f"Retrieval on {summary['answerable']} development questions")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def eval_modes() -> tuple[str, ...]:
@@ -282,8 +275,8 @@ def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = 
     summary["seconds"] = time.perf_counter() - start
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "eval.json", json.dumps(summary, indent=2).encode())
-    _write_atomic(out / "eval.md", markdown_report(summary).encode())
+    write_atomic(out / "eval.json", json.dumps(summary, indent=2).encode())
+    write_atomic(out / "eval.md", markdown_report(summary).encode())
     plot_retrieval(summary, out / "eval_retrieval.png")
     summary["files"] = [str(out / n) for n in ("eval.json", "eval.md", "eval_retrieval.png")]
     return summary

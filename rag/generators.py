@@ -138,9 +138,28 @@ class HFGenerator:
         self._lock = threading.Lock()  # one generation at a time per model: CPU cores are the bottleneck
 
     def prompt_ids(self, messages: list[dict]):
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                 return_dict=True)
-        return ids["input_ids"]
+        """The chat template's ids, with every message's text encoded as plain text.
+
+        Left to itself, the tokenizer reads ``<|im_end|>`` inside a question or a note as the real
+        end-of-turn token, so text could forge a turn of the conversation. Here the template is
+        rendered around placeholders; its own markup is tokenized with special tokens, and each
+        message's text with ``split_special_tokens=True`` (special-token strings stay text).
+        """
+        import torch
+
+        marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+        template = self.tokenizer.apply_chat_template(
+            [{**m, "content": mark} for m, mark in zip(messages, marks, strict=True)],
+            add_generation_prompt=True, tokenize=False)
+        if not all(template.count(mark) == 1 for mark in marks):  # a template that rewrites the content
+            raise GeneratorError(f"{self.path}'s chat template changes message text; it cannot be used safely")
+        ids, rest = [], template
+        for m, mark in zip(messages, marks, strict=True):
+            before, _, rest = rest.partition(mark)
+            ids += self.tokenizer.encode(before, add_special_tokens=False)
+            ids += self.tokenizer.encode(m["content"], add_special_tokens=False, split_special_tokens=True)
+        ids += self.tokenizer.encode(rest, add_special_tokens=False)
+        return torch.tensor([ids])
 
     def stream(self, messages, *, max_new_tokens=256, temperature=0.0, context=()):
         import torch

@@ -3,6 +3,7 @@
 On disk, under ``MATHRAG_HOME/index/``::
 
     CURRENT              name of the live version folder (replaced atomically)
+    .lock                held by the one process writing a new version
     v<time>-<pid>/
         manifest.json    format version, embedder identity, per-note hashes, file checksums
         chunks.jsonl     one chunk per line (text and metadata)
@@ -11,12 +12,15 @@ On disk, under ``MATHRAG_HOME/index/``::
         bm25/            bm25s's own files (JSON + .npy, no pickle)
 
 A new version is written completely into a fresh folder, then ``CURRENT`` is
-switched to it with one atomic rename, so a crash mid-write leaves the previous
-good index in use. Loading verifies every file against the manifest's
-checksums; anything missing, stale or corrupt is reported and rebuilt, never
-used silently. The manifest names the embedder that made the vectors (the base
-model's id, or a fine-tuned folder with a hash of its weights, see
-``MATHRAG_EMBEDDER``); another embedder means a full rebuild.
+switched to it with one atomic rename (:class:`rag.artifacts.VersionedStore`),
+so a crash mid-write leaves the previous good index in use, and the unfinished
+folder is removed by the next update. While one process writes, others keep
+using the current index; a read-only ``MATHRAG_HOME`` is served as it is.
+Loading verifies every file against the manifest's checksums; anything
+missing, stale or corrupt is reported and rebuilt, never used silently. The
+manifest names the embedder that made the vectors (the base model's id, or a
+fine-tuned folder with a hash of its weights, see ``MATHRAG_EMBEDDER``);
+another embedder means a full rebuild.
 
 Updates are incremental: a chunk is embedded again only when its text changed
 (so editing one note re-embeds that note alone), chunks of deleted notes are
@@ -25,15 +29,10 @@ removed from the FAISS ID map, and new ones are added.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import bm25s
 import faiss
 import numpy as np
 
+from rag.artifacts import CorruptArtifact, StorageError, VersionedStore
 from rag.chunking import DEFAULT_CHUNK_SIZE, Chunk, chunk_note
 from rag.corpus import Note, load_corpus
 from rag.models import EMBEDDING_DIM, embedder_identity, load_embedder
@@ -54,7 +54,7 @@ FLAT_LIMIT = 20_000  # "auto" keeps exact search below this many chunks
 FILES = ("chunks.jsonl", "vectors.npy", "faiss.index")
 
 
-class IndexCorrupt(RuntimeError):
+class IndexCorrupt(CorruptArtifact):
     """A stored index that fails its checks (missing file, bad checksum, wrong format)."""
 
 
@@ -176,52 +176,49 @@ class SearchIndex:
     # ---- persistence
 
     def save(self, store: Path) -> Path:
-        """Write a new version folder and switch ``CURRENT`` to it atomically."""
-        store.mkdir(parents=True, exist_ok=True)
-        name = f"v{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
-        tmp = store / f".{name}.partial"
-        tmp.mkdir()
-        try:
+        """Write a new version folder and switch ``CURRENT`` to it atomically (see :mod:`rag.artifacts`)."""
+        versions = VersionedStore(store, "index")
+        with versions.new_version() as tmp:
             with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as f:
                 for chunk in self.chunks:
                     f.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
             np.save(tmp / "vectors.npy", self.vectors, allow_pickle=False)
-            faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
+            # Serialized in memory and written by Python, so a full disk is an OSError like any other.
+            (tmp / "faiss.index").write_bytes(faiss.serialize_index(self.faiss_index).tobytes())
             self.bm25.save(str(tmp / "bm25"), show_progress=False)
             files = {
                 p.relative_to(tmp).as_posix(): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
             }
             manifest = {**self.manifest, "files": files}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            for p in tmp.rglob("*"):
-                if p.is_file():
-                    with p.open("rb") as f:
-                        os.fsync(f.fileno())
-            final = store / name
-            os.replace(tmp, final)
-            pointer = store / ".CURRENT.tmp"
-            pointer.write_text(name + "\n", encoding="utf-8")
-            os.replace(pointer, store / "CURRENT")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self.manifest, self.path = manifest, final
-        _remove_old_versions(store, keep=name)
-        return final
+        self.manifest, self.path = manifest, versions.current()
+        return self.path
 
     @classmethod
     def load(cls, store: Path) -> SearchIndex:
-        """Load the live version; raise :class:`IndexCorrupt` if anything fails its check."""
-        pointer = store / "CURRENT"
-        if not pointer.is_file():
-            raise FileNotFoundError(f"no index at {store}")
-        folder = store / pointer.read_text(encoding="utf-8").strip()
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"{folder / 'manifest.json'} is unreadable ({exc.__class__.__name__})") from None
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexCorrupt(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}")
+        """Load the live version; raise :class:`IndexCorrupt` if anything fails its check.
+
+        If another process switches ``CURRENT`` (and removes the old folder) while this one reads,
+        the read is tried again on the new version.
+        """
+        versions = VersionedStore(store, "index")
+        for _ in range(3):
+            folder = versions.current()
+            if folder is None:
+                raise FileNotFoundError(f"no index at {store}")
+            try:
+                return cls._load_folder(folder)
+            except IndexCorrupt:
+                if versions.current() == folder:
+                    raise
+        return cls._load_folder(folder)
+
+    @classmethod
+    def _load_folder(cls, folder: Path) -> SearchIndex:
+        manifest = VersionedStore(folder.parent, "index").read_manifest(folder, IndexCorrupt)
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexCorrupt(f"index format {version} is not {FORMAT_VERSION}")
         files = manifest.get("files") or {}
         for name in FILES:
             if name not in files:
@@ -246,24 +243,6 @@ class SearchIndex:
         return cls(chunks, vectors, faiss_index, bm25, manifest, folder)
 
 
-def _remove_old_versions(store: Path, keep: str) -> None:
-    for path in store.iterdir():
-        if path.is_dir() and path.name != keep and (path.name.startswith("v") or path.name.endswith(".partial")):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(store: Path) -> Iterator[None]:
-    """One writer at a time per index folder (other processes wait)."""
-    store.mkdir(parents=True, exist_ok=True)
-    with (store / ".lock").open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 # --------------------------------------------------------------------------- building and updating
 
 
@@ -280,6 +259,7 @@ class UpdateReport:
     rebuilt: bool = False
     reason: str = ""
     seconds: float = 0.0
+    recovered: list[str] = field(default_factory=list)  # unfinished builds found and removed
 
     @property
     def touched(self) -> bool:
@@ -287,6 +267,8 @@ class UpdateReport:
 
     def summary(self) -> str:
         if not self.touched:
+            if self.reason:  # served as it is (another writer, or a read-only home)
+                return f"index used as it is ({self.reason}): {self.total_chunks} chunks"
             return f"index is up to date ({self.total_chunks} chunks from {self.unchanged} notes)"
         what = "rebuilt" if self.rebuilt else "updated"
         why = f" ({self.reason})" if self.reason else ""
@@ -318,99 +300,161 @@ def update_index(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
 ) -> tuple[SearchIndex, UpdateReport]:
-    """Bring the stored index in line with the corpus, doing as little work as possible."""
+    """Bring the stored index in line with the corpus, doing as little work as possible.
+
+    While another process is writing the index, the current complete one is used as it is
+    (rather than waiting); when ``MATHRAG_HOME`` cannot be written, a stored index is used
+    read-only with a warning if it is stale, and without one the error names the folder.
+    """
     settings = settings or get_settings()
-    store = index_dir(settings)
+    store = VersionedStore(index_dir(settings), "index")
     if kind not in INDEX_KINDS:
         raise ValueError(f"unknown index kind '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
     start = time.perf_counter()
-    report = UpdateReport()
-    with _locked(store):
-        notes = load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)
-        hashes = {n.source: note_hash(n) for n in notes}
-        config = _config(settings, kind, chunk_size)
-
-        old: SearchIndex | None = None
-        if rebuild:
-            report.reason = "--rebuild"
+    if not store.writable():
+        return _read_only(store, settings, kind, chunk_size, start)
+    if not rebuild:
+        with store.locked(wait=False) as free:
+            if free:
+                return _update_locked(store, settings, rebuild, kind, chunk_size, progress, start)
+        try:  # another process is writing: its result is not complete yet, so keep using the current one
+            index = SearchIndex.load(store.root)
+        except (FileNotFoundError, IndexCorrupt):
+            pass  # nothing usable yet: wait for the writer below
         else:
-            try:
-                old = SearchIndex.load(store)
-            except FileNotFoundError:
-                report.reason = "no index yet"
-            except IndexCorrupt as exc:
-                log.warning("stored index is unusable, rebuilding: %s", exc)
-                report.reason = f"unusable: {exc}"
-            if old is not None:
-                differs = [k for k in config if old.manifest.get(k) != config[k]]
-                if "embedding_model" in differs:
-                    report.reason = (f"the embedder changed: {old.manifest.get('embedding_model')} -> "
-                                     f"{config['embedding_model']}")
-                    log.warning("rebuilding the index: %s", report.reason)
-                    old = None
-                elif differs:
-                    report.reason = f"settings changed: {', '.join(differs)}"
-                    old = None
-        report.rebuilt = old is None
-
-        old_notes: dict[str, str] = old.manifest.get("notes", {}) if old else {}
-        for source, digest in hashes.items():
-            if source not in old_notes:
-                report.added.append(source)
-            elif old_notes[source] != digest:
-                report.changed.append(source)
-            else:
-                report.unchanged += 1
-        report.removed = sorted(set(old_notes) - set(hashes))
-
-        if old is not None and not (report.added or report.changed or report.removed):
-            report.total_chunks = len(old)
+            report = UpdateReport(unchanged=len(index.manifest.get("notes", {})), total_chunks=len(index),
+                                  reason="another process is updating the index; using the current one")
+            log.warning(report.reason)
             report.seconds = time.perf_counter() - start
-            return old, report
+            return index, report
+    with store.locked():
+        return _update_locked(store, settings, rebuild, kind, chunk_size, progress, start)
 
-        chunks = [c for note in notes for c in chunk_note(note, chunk_size)]
-        texts = [c.embedding_text() for c in chunks]
-        text_hashes = [_text_hash(t) for t in texts]
 
-        # Reuse the vector of every chunk whose id and text are unchanged.
-        reusable: dict[str, np.ndarray] = {}
-        if old is not None:
-            for i, c in enumerate(old.chunks):
-                reusable[c.chunk_id + "\0" + _text_hash(c.embedding_text())] = old.vectors[i]
-        dim = config["dimension"]
-        vectors = np.zeros((len(chunks), dim), dtype=np.float32)
-        todo = []
-        for i, (c, th) in enumerate(zip(chunks, text_hashes, strict=True)):
-            vec = reusable.get(c.chunk_id + "\0" + th)
-            if vec is None:
-                todo.append(i)
-            else:
-                vectors[i] = vec
-        if todo:
-            vectors[todo] = embed([texts[i] for i in todo], progress=progress, settings=settings)
-        report.embedded_chunks = len(todo)
-        report.total_chunks = len(chunks)
+def _corpus_state(settings: Settings) -> tuple[list[Note], dict[str, str]]:
+    notes = load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)
+    return notes, {n.source: note_hash(n) for n in notes}
 
-        ids = np.array([c.vector_id for c in chunks], dtype=np.int64)
-        if len(set(ids.tolist())) != len(ids):
-            raise RuntimeError("two chunks share an id; chunk ids must be unique")
-        resolved = choose_kind(kind, len(chunks))
-        if old is not None and old.kind == resolved and resolved in ("flat", "ivf"):
-            # Edit the existing ID map in place: drop what left or changed, add what is new.
-            faiss_index = faiss.clone_index(old.faiss_index)
-            new_keys = {c.chunk_id + "\0" + th for c, th in zip(chunks, text_hashes, strict=True)}
-            stale = [c.vector_id for c in old.chunks if c.chunk_id + "\0" + _text_hash(c.embedding_text())
-                     not in new_keys]
-            if stale:
-                faiss_index.remove_ids(np.array(stale, dtype=np.int64))
-            if todo:
-                faiss_index.add_with_ids(vectors[todo], ids[todo])
+
+def _usable(old: SearchIndex, config: dict, report: UpdateReport) -> bool:
+    """Whether ``old`` was made with these settings (else the reason goes into the report)."""
+    differs = [k for k in config if old.manifest.get(k) != config[k]]
+    if "embedding_model" in differs:
+        report.reason = f"the embedder changed: {old.manifest.get('embedding_model')} -> {config['embedding_model']}"
+        log.warning("rebuilding the index: %s", report.reason)
+        return False
+    if differs:
+        report.reason = f"settings changed: {', '.join(differs)}"
+        return False
+    return True
+
+
+def _compare(old_notes: dict[str, str], hashes: dict[str, str], report: UpdateReport) -> None:
+    for source, digest in hashes.items():
+        if source not in old_notes:
+            report.added.append(source)
+        elif old_notes[source] != digest:
+            report.changed.append(source)
         else:
-            faiss_index = build_faiss(vectors, ids, resolved)
+            report.unchanged += 1
+    report.removed = sorted(set(old_notes) - set(hashes))
 
-        manifest = {**config, "kind": resolved, "notes": hashes, "chunks": len(chunks),
-                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        index = SearchIndex(chunks, vectors, faiss_index, build_bm25(chunks), manifest)
-        index.save(store)
+
+def _read_only(store: VersionedStore, settings: Settings, kind: str, chunk_size: int,
+               start: float) -> tuple[SearchIndex, UpdateReport]:
+    """Serve the stored index from a folder this process cannot write."""
+    try:
+        index = SearchIndex.load(store.root)
+    except (FileNotFoundError, IndexCorrupt) as exc:
+        raise StorageError(f"cannot build the index: {store.root} is not writable, and it holds no usable index "
+                           f"({exc}); set MATHRAG_HOME to a writable folder") from None
+    report = UpdateReport(total_chunks=len(index))
+    _, hashes = _corpus_state(settings)
+    _compare(index.manifest.get("notes", {}), hashes, report)
+    fits = _usable(index, _config(settings, kind, chunk_size), report)
+    if report.added or report.changed or report.removed or not fits:
+        log.warning("%s is not writable: using the stored index, which does not match the notes (%s)",
+                    store.root, report.reason or f"{len(report.added)} added, {len(report.changed)} changed, "
+                                                f"{len(report.removed)} removed")
+    report.reason = f"read-only: {store.root} is not writable; the stored index is used as it is"
+    report.added, report.changed, report.removed = [], [], []
+    report.seconds = time.perf_counter() - start
+    return index, report
+
+
+def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kind: str, chunk_size: int,
+                   progress: bool, start: float) -> tuple[SearchIndex, UpdateReport]:
+    report = UpdateReport()
+    report.recovered = store.remove_partials()
+    if report.recovered:
+        log.warning("removed %d unfinished index build(s) left by an interrupted run: %s",
+                    len(report.recovered), ", ".join(report.recovered))
+    notes, hashes = _corpus_state(settings)
+    config = _config(settings, kind, chunk_size)
+
+    old: SearchIndex | None = None
+    if rebuild:
+        report.reason = "--rebuild"
+    else:
+        try:
+            old = SearchIndex.load(store.root)
+        except FileNotFoundError:
+            report.reason = "no index yet"
+        except IndexCorrupt as exc:
+            log.warning("stored index is unusable, rebuilding: %s", exc)
+            report.reason = f"unusable: {exc}"
+        if old is not None and not _usable(old, config, report):
+            old = None
+    report.rebuilt = old is None
+    _compare(old.manifest.get("notes", {}) if old else {}, hashes, report)
+
+    if old is not None and not (report.added or report.changed or report.removed):
+        report.total_chunks = len(old)
+        report.seconds = time.perf_counter() - start
+        return old, report
+
+    chunks = [c for note in notes for c in chunk_note(note, chunk_size)]
+    texts = [c.embedding_text() for c in chunks]
+    text_hashes = [_text_hash(t) for t in texts]
+
+    # Reuse the vector of every chunk whose id and text are unchanged.
+    reusable: dict[str, np.ndarray] = {}
+    if old is not None:
+        for i, c in enumerate(old.chunks):
+            reusable[c.chunk_id + "\0" + _text_hash(c.embedding_text())] = old.vectors[i]
+    vectors = np.zeros((len(chunks), config["dimension"]), dtype=np.float32)
+    todo = []
+    for i, (c, th) in enumerate(zip(chunks, text_hashes, strict=True)):
+        vec = reusable.get(c.chunk_id + "\0" + th)
+        if vec is None:
+            todo.append(i)
+        else:
+            vectors[i] = vec
+    if todo:
+        vectors[todo] = embed([texts[i] for i in todo], progress=progress, settings=settings)
+    report.embedded_chunks = len(todo)
+    report.total_chunks = len(chunks)
+
+    ids = np.array([c.vector_id for c in chunks], dtype=np.int64)
+    if len(set(ids.tolist())) != len(ids):
+        raise RuntimeError("two chunks share an id; chunk ids must be unique")
+    resolved = choose_kind(kind, len(chunks))
+    if old is not None and old.kind == resolved and resolved in ("flat", "ivf"):
+        # Edit the existing ID map in place: drop what left or changed, add what is new.
+        faiss_index = faiss.clone_index(old.faiss_index)
+        new_keys = {c.chunk_id + "\0" + th for c, th in zip(chunks, text_hashes, strict=True)}
+        stale = [c.vector_id for c in old.chunks if c.chunk_id + "\0" + _text_hash(c.embedding_text())
+                 not in new_keys]
+        if stale:
+            faiss_index.remove_ids(np.array(stale, dtype=np.int64))
+        if todo:
+            faiss_index.add_with_ids(vectors[todo], ids[todo])
+    else:
+        faiss_index = build_faiss(vectors, ids, resolved)
+
+    manifest = {**config, "kind": resolved, "notes": hashes, "chunks": len(chunks),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    index = SearchIndex(chunks, vectors, faiss_index, build_bm25(chunks), manifest)
+    index.save(store.root)
     report.seconds = time.perf_counter() - start
     return index, report

@@ -47,3 +47,40 @@ def clean_question(text: object, max_chars: int = MAX_QUESTION_CHARS) -> tuple[s
         notices.append(f"the question was {len(cleaned):,} characters long; only the first {max_chars:,} were used")
         cleaned = cleaned[:max_chars].rstrip()
     return cleaned, notices
+
+
+# --------------------------------------------------------------------------- notes as data, not instructions
+
+# Sentences in a retrieved passage that speak to the assistant rather than about mathematics. A note is data:
+# such a sentence is withheld from the model (and from the extractive answer), so a note that says "ignore
+# previous instructions" cannot steer the answer. The reader still sees the passage as written in Sources.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}?\b(?:instructions?|prompts?|rules|directions|"
+    r"guidelines)\b"
+    r"|\b(?:reveal|print|show|repeat|output|leak)\b[^.!?\n]{0,30}?\bsystem\s+(?:prompt|message|instructions?)\b"
+    r"|\bsystem\s+prompt\b"
+    r"|\bfrom\s+now\s+on\b[^.!?\n]{0,30}?\byou\b"
+    r"|\byou\s+are\s+(?:now|no\s+longer)\b"
+    r"|\bnew\s+instructions?\s*:",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
+WITHHELD = "(a sentence addressed to the assistant was withheld)"
+
+
+def withhold_instructions(text: str) -> tuple[str, int]:
+    """``text`` with each sentence that gives the assistant instructions replaced by a marker; and their count."""
+    if not _INSTRUCTION.search(text):
+        return text, 0
+    count = 0
+
+    def swap(match: re.Match) -> str:
+        nonlocal count
+        sentence = match.group(0)
+        if sentence.strip() and _INSTRUCTION.search(sentence):
+            count += 1
+            lead = sentence[: len(sentence) - len(sentence.lstrip())]
+            return lead + WITHHELD + ("\n" if sentence.endswith("\n") else "")
+        return sentence
+
+    return _SENTENCE.sub(swap, text), count

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from networkx.readwrite import json_graph
 
-from graphrag.store import FILES, GraphCorrupt, ensure_graph, graph_dir, index_digest, load_graph
+from graphrag.store import FILES, GraphCorrupt, ensure_graph, graph_dir, index_digest, live_graph_dir, load_graph
 from rag.index import update_index
 from rag.settings import Settings
 
@@ -24,10 +24,11 @@ def test_build_save_load_round_trip_without_pickle(settings):
     index, _ = update_index(settings, progress=False)
     data, report = ensure_graph(index, settings, progress=False)
     assert report.built and report.embedded == len(data.concept_ids) + len(data.communities) and report.reused == 0
-    folder = graph_dir(settings)
+    folder = live_graph_dir(settings)
+    assert folder.parent == graph_dir(settings)  # a version folder named by graph/CURRENT
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["index_digest"] == index_digest(index) and set(manifest["files"]) == set(FILES)
-    again = load_graph(folder)
+    again = load_graph(graph_dir(settings))
     assert sorted(again.graph.edges(keys=True)) == sorted(data.graph.edges(keys=True))
     assert dict(again.graph.nodes(data=True)) == dict(data.graph.nodes(data=True))
     for name in ("concept_vectors.npy", "report_vectors.npy"):
@@ -43,7 +44,7 @@ def test_build_save_load_round_trip_without_pickle(settings):
 def test_a_damaged_graph_is_detected_and_rebuilt(settings, damage, capsys):
     index, _ = update_index(settings, progress=False)
     ensure_graph(index, settings, progress=False)
-    folder = graph_dir(settings)
+    folder = live_graph_dir(settings)
     if damage == "corrupt":
         (folder / "graph.json").write_text('{"nodes": [')
     elif damage == "missing":
@@ -52,11 +53,11 @@ def test_a_damaged_graph_is_detected_and_rebuilt(settings, damage, capsys):
         manifest = json.loads((folder / "manifest.json").read_text())
         (folder / "manifest.json").write_text(json.dumps({**manifest, "format": 0}))
     with pytest.raises(GraphCorrupt):
-        load_graph(folder)
+        load_graph(graph_dir(settings))
     data, report = ensure_graph(index, settings, progress=False)
     assert report.built and "rebuilt" in report.reason
     assert "the stored graph is unusable" in capsys.readouterr().err
-    assert load_graph(folder).manifest["index_digest"] == index_digest(index)
+    assert load_graph(graph_dir(settings)).manifest["index_digest"] == index_digest(index)
 
 
 def test_an_edited_note_rebuilds_the_graph_and_reuses_unchanged_embeddings(settings):

@@ -7,13 +7,13 @@ import faiss
 import numpy as np
 import pytest
 
+from rag.artifacts import VersionedStore
 from rag.index import IndexCorrupt, SearchIndex, index_dir, update_index
 from rag.settings import REPO_ROOT
 
 
 def live_folder(settings):
-    store = index_dir(settings)
-    return store / (store / "CURRENT").read_text().strip()
+    return VersionedStore(index_dir(settings)).current()
 
 
 def test_build_then_up_to_date(small_settings):
@@ -88,7 +88,7 @@ def test_corrupt_files_are_detected_and_rebuilt(small_settings, damage, caplog):
 def test_corrupt_manifest_is_detected(small_settings):
     update_index(small_settings, progress=False)
     (live_folder(small_settings) / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexCorrupt, match="manifest.json is unreadable"):
+    with pytest.raises(IndexCorrupt, match="manifest.json does not match its checksum"):
         SearchIndex.load(index_dir(small_settings))
 
 
