@@ -151,11 +151,7 @@ def build_and_save(index: SearchIndex, settings: Settings | None = None, *, prog
 def _build_locked(index: SearchIndex, settings: Settings, store: VersionedStore, progress: bool,
                   reason: str) -> tuple[GraphData, BuildReport]:
     start = time.perf_counter()
-    report = BuildReport(built=True, reason=reason)
-    report.recovered = store.remove_partials()
-    if report.recovered:
-        print(f"mathrag: removed {len(report.recovered)} unfinished graph build(s) left by an interrupted run",
-              file=sys.stderr, flush=True)
+    report = BuildReport(built=True, reason=reason, recovered=_remove_partials(store))
     notes = load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)
     indexed = {c.source for c in index.chunks}
     notes = [n for n in notes if n.source in indexed]  # exactly the notes the index holds
@@ -288,8 +284,17 @@ def ensure_graph(index: SearchIndex, settings: Settings | None = None, *, rebuil
             return _ensure_locked(index, settings, store, progress)
 
 
+def _remove_partials(store: VersionedStore) -> list[str]:
+    removed = store.remove_partials()
+    if removed:
+        print(f"mathrag: removed {len(removed)} unfinished graph build(s) left by an interrupted run",
+              file=sys.stderr, flush=True)
+    return removed
+
+
 def _ensure_locked(index: SearchIndex, settings: Settings, store: VersionedStore,
                    progress: bool) -> tuple[GraphData, BuildReport]:
+    recovered = _remove_partials(store)
     try:
         data = load_graph(store.root)
     except FileNotFoundError:
@@ -299,7 +304,7 @@ def _ensure_locked(index: SearchIndex, settings: Settings, store: VersionedStore
         return _build_locked(index, settings, store, progress, f"rebuilt: {exc}")
     if data.manifest.get("index_digest") != index_digest(index):
         return _build_locked(index, settings, store, progress, "the notes changed")
-    return data, BuildReport()
+    return data, BuildReport(recovered=recovered)
 
 
 def remove_graph(settings: Settings | None = None) -> None:

@@ -8,6 +8,7 @@ line on stderr with exit status 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -169,7 +170,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rag.bench import markdown, run_bench
 
-    summary = run_bench(suites=args.suite, quick=args.quick, generator=args.generator)
+    # With --json, stdout carries the JSON alone: what the suites print (servers starting, ...) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        summary = run_bench(suites=args.suite, quick=args.quick, generator=args.generator)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
