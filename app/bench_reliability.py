@@ -3,8 +3,8 @@
 - **load**: a real server on 127.0.0.1 over the whole corpus, 20 ``gradio_client`` clients
   asking 5 questions each at once (the default generator; ``--quick``: the extractive one),
   then a small queue flooded past its bound (every request answered or told "busy");
-- **faults**: every scenario of :mod:`app.faults` on private sandboxes (``--quick`` leaves
-  out the fine-tuning one);
+- **faults**: every scenario of :mod:`app.faults` on private sandboxes (``--quick``: one of
+  each kind);
 - **fuzzing**: seeded bad input (:mod:`app.fuzz`) through the chat, the tokenizer and the
   corpus loader;
 - **security**: the source scan, forbidden paths asked of the server, the address it binds,
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app import faults, fuzz, security
 from app.load_test import run_load_elsewhere, run_overflow
-from rag.bench import report, suite
+from rag.bench import headline, report, suite
 from rag.settings import REPO_ROOT, Settings
 
 
@@ -37,6 +37,12 @@ def _faults(tmp: Path, models: Path, quick: bool) -> list[faults.Outcome]:
     def box(name: str) -> faults.Sandbox:
         return faults.Sandbox(tmp / name, models=models)
 
+    if quick:  # one of each kind of fault
+        damaged = box("damaged")
+        return [faults.kill_while_publishing(box("kill-index"), "index"),
+                faults.damaged_file(damaged, "index", "faiss.index", "flip"),
+                faults.damaged_file(damaged, "graph", "manifest.json", "truncate"),
+                faults.full_disk(box("full-disk")), faults.edit_while_serving(box("edit-serving"))]
     out = [faults.kill_while_publishing(box("kill-index"), "index"),
            faults.kill_while_publishing(box("kill-first-index"), "index", first=True),
            faults.kill_while_publishing(box("kill-graph"), "graph"),
@@ -47,9 +53,7 @@ def _faults(tmp: Path, models: Path, quick: bool) -> list[faults.Outcome]:
             for how in ("truncate", "flip"):
                 out.append(faults.damaged_file(damaged, artifact, name, how))
     out += [faults.read_only_home(box("read-only")), faults.full_disk(box("full-disk")),
-            faults.edit_while_serving(box("edit-serving"))]
-    if not quick:
-        out.append(faults.kill_finetune(box("finetune")))
+            faults.edit_while_serving(box("edit-serving")), faults.kill_finetune(box("finetune"))]
     return out
 
 
@@ -137,3 +141,14 @@ def markdown(result: dict) -> list[str]:
         mark = "skipped: " + o["skipped"] if o["skipped"] else ("yes" if o["survived"] else "**NO**")
         lines.append(f"| {o['fault']} | {mark} | {o['detail'].replace('|', '/')} | {o['seconds']:.1f} |")
     return lines
+
+
+@headline("reliability")
+def _headline(result: dict) -> list[tuple[str, str, str]]:
+    s = result["summary"]
+    return [(f"load, {s['requests_held']} concurrent clients x questions ({s['generator']})",
+             f"{s['errors']} errors, p50 {s['p50_s']:.1f} s, p95 {s['p95_s']:.1f} s", "0 errors"),
+            ("faults survived (kill -9, damaged files, read-only home, full disk, ...)",
+             f"{s['faults_survived']} of {s['faults_injected']}", "all"),
+            ("fuzz cases / crashes", f"{s['fuzz_cases']} / {s['crashes']}", "0 crashes"),
+            ("lost / security findings", f"{len(s['lost'])} / {s['security_findings']}", "0 / 0")]

@@ -43,8 +43,10 @@ from rag.settings import Settings, get_settings
 
 SUITES: dict[str, Callable[..., dict]] = {}
 REPORTS: dict[str, Callable[[dict], list[str]]] = {}  # suite -> its Markdown lines in bench.md
+HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {}  # suite -> (measure, value, target) rows
+README_START, README_END = "<!-- bench:headline:start -->", "<!-- bench:headline:end -->"
 # Modules that register further suites with @suite when imported (kept out of start-up: they load models).
-SUITE_MODULES = ("rag.bench_scratch",)
+SUITE_MODULES = ("rag.bench_scratch", "rag.bench_scale")
 SUITE_GROUP = "mathrag.bench_suites"
 
 
@@ -61,6 +63,16 @@ def report(name: str):
 
     def register(fn):
         REPORTS[name] = fn
+        return fn
+
+    return register
+
+
+def headline(name: str):
+    """Register the function that picks suite ``name``'s headline rows: (measure, value, target)."""
+
+    def register(fn):
+        HEADLINES[name] = fn
         return fn
 
     return register
@@ -229,6 +241,9 @@ def markdown(summary: dict) -> str:
              f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, torch {m['torch']} with {m['torch_threads']} "
              f"threads, Python {m['python']}. Took {summary['seconds']:.0f} s"
              f"{' (--quick)' if summary['quick'] else ''}.", ""]
+    if summary.get("runs"):  # a report gathered from the latest run of each suite
+        lines += ["Latest run of each suite: " + "; ".join(f"{name} {when}" for name, when in summary["runs"].items())
+                  + ".", ""]
     rag = summary["suites"].get("rag")
     if rag:
         s, b, g = rag["search"], rag["build"], rag["generator"]
@@ -250,7 +265,11 @@ def markdown(summary: dict) -> str:
         lines += ["", "![search latency](bench_latency.png)"]
     for name, result in summary["suites"].items():
         if name in REPORTS:
-            lines += ["", *REPORTS[name](result)]
+            try:
+                lines += ["", *REPORTS[name](result)]
+            except (KeyError, TypeError):  # a stored result from an older version of the suite
+                lines += ["", f"## {name}", "", f"*The stored result has an older format: run `mathrag bench "
+                          f"--suite {name}` again.*"]
     return "\n".join(lines) + "\n"
 
 
@@ -271,14 +290,84 @@ def run_bench(settings: Settings | None = None, *, suites: list[str] | None = No
         latencies.update(result.pop("_latencies", {}))
         files += result.pop("_files", [])  # plots a suite wrote beside the report
         summary["suites"][name] = result
+        write_atomic(settings.reports_dir / "suites" / f"{name}.json", json.dumps(
+            {"date": summary["date"], "quick": quick, "machine": summary["machine"], "result": result}, indent=2))
     summary["seconds"] = time.perf_counter() - start
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
-    for name, data in (("bench.json", json.dumps(summary, indent=2)), ("bench.md", markdown(summary))):
-        write_atomic(out / name, data)
-    written = ["bench.json", "bench.md"]
+    # bench.md gathers the latest run of every suite (so running one suite keeps the others' sections);
+    # bench.json is this run's summary.
+    write_atomic(out / "bench.json", json.dumps(summary, indent=2))
+    write_atomic(out / "bench.md", markdown(gathered(out, summary)))
+    write_atomic(out / "headline.md", headline_table(out))
+    written = ["bench.json", "bench.md", "headline.md"]
     if latencies:
         _plot_latency(latencies, out / "bench_latency.png")
         written.append("bench_latency.png")
     summary["files"] = [str(out / n) for n in written] + [str(f) for f in files]
     return summary
+
+
+# --------------------------------------------------------------------------- the README's headline table
+
+
+def stored_runs(reports_dir: Path) -> dict[str, dict]:
+    """suite name -> its latest stored run ({"date", "quick", "machine", "result"}), in suite order."""
+    load_suites()
+    out = {}
+    for name in SUITES:
+        path = reports_dir / "suites" / f"{name}.json"
+        if path.is_file():
+            out[name] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+def gathered(reports_dir: Path, summary: dict) -> dict:
+    """This run's summary with every other suite's latest stored result beside it."""
+    runs = stored_runs(reports_dir)
+    return {**summary, "suites": {name: run["result"] for name, run in runs.items()},
+            "runs": {name: f"{run['date']}{' (--quick)' if run['quick'] else ''}" for name, run in runs.items()}}
+
+
+def headline_table(reports_dir: Path) -> str:
+    """One Markdown table of every suite's headline rows, from the latest stored run of each suite."""
+    rows, notes = [], []
+    for name, stored in stored_runs(reports_dir).items():
+        if name not in HEADLINES:
+            continue
+        try:
+            rows += [(name, *row) for row in HEADLINES[name](stored["result"])]
+        except (KeyError, TypeError):  # a stored result from an older version of the suite
+            rows.append((name, "(older stored result)", f"run `mathrag bench --suite {name}` again", ""))
+        m = stored["machine"]
+        notes.append(f"{name} {stored['date']}{' (--quick)' if stored['quick'] else ''}")
+    if not rows:
+        return "*No benchmark has been run yet: `mathrag bench`.*\n"
+    lines = ["| suite | measure | value | target |", "|---|---|---|---|"]
+    lines += [f"| {suite} | {measure} | {value} | {target} |" for suite, measure, value, target in rows]
+    where = f"{m['cpus']} CPUs, {m['memory_gib']} GiB, torch {m['torch']} with {m['torch_threads']} threads"
+    lines += ["", "Generated by `mathrag bench --update-readme` from the latest run of each suite "
+              f"({'; '.join(notes)}) on {where}."]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the headline markers of ``readme`` with ``table``."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block to fill")
+    before, rest = text.split(README_START, 1)
+    _, after = rest.split(README_END, 1)
+    write_atomic(readme, f"{before}{README_START}\n{table}{README_END}{after}")
+
+
+@headline("rag")
+def _rag_headline(r: dict) -> list[tuple[str, str, str]]:
+    hybrid = r["search"]["modes"]["hybrid"]
+    g = r["generator"]
+    return [("search p50, hybrid, vs embedding the query alone", f"{hybrid['p50_ratio_vs_embed_floor']:.2f}x "
+             f"({hybrid['p50_ms']:.0f} ms)", "<= 1.5x"),
+            ("index build vs raw encode", f"{r['build']['ratio_vs_raw_encode']:.2f}x", ">= 0.8x"),
+            ("hybrid recall@5 (development questions)", f"{r['quality']['hybrid_recall@5']:.3f}", ">= 0.9"),
+            (f"{g['name']}: first token / decoding", f"{g['time_to_first_token_s']:.2f} s / "
+             f"{g['tokens_per_s']:.1f} tokens/s", "")]

@@ -22,7 +22,7 @@ import json
 import statistics
 import time
 
-from rag.bench import report, suite
+from rag.bench import headline, report, suite
 from rag.corpus import load_corpus
 from rag.settings import Settings
 
@@ -163,3 +163,12 @@ def _mini_gpt_row(m: dict) -> str:
     return (f"| mini-GPT on {m['val_notes']} held-out notes ({m['n_params'] / 1e6:.2f}M parameters, {m['steps']} "
             f"steps) | {m['val_bpb']:.3f} bits/byte | gzip -9 {m['gzip_bpb']:.3f} bits/byte | {m['ratio']:.2f}x "
             "fewer bits | | |")
+
+
+@headline("scratch")
+def _headline(result: dict) -> list[tuple[str, str, str]]:
+    e, t, g = result["encode"], result["train"], result["generate"]
+    same = "identical" if e["identical_ids"] and t["identical_merges"] and g["identical_greedy_tokens"] else "DIFFER"
+    return [("our BPE encoding vs `tokenizers` (Rust)", f"{e['ratio']:.2f}x, outputs {same}", ">= 0.3x"),
+            ("our BPE training vs the naive recount", f"{t['ratio']:.0f}x", ">= 20x"),
+            ("our GPT's greedy generation vs `transformers`", f"{g['ratio']:.2f}x", ">= 1.2x")]

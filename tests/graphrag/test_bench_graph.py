@@ -27,7 +27,9 @@ def test_graph_suite_reports_ratios_and_growth(small_settings):
     assert modes["dense"]["ratio_vs_dense"] == 1 and all(m["p50_ms"] > 0 for m in modes.values())
     runs = graph["growth"]["runs"]
     assert [r["copies"] for r in runs] == [1, 4] and runs[1]["nodes"] > 3 * runs[0]["nodes"]
-    assert 0 < graph["growth"]["exponent"] < 3
+    assert runs[1]["chunks"] == 4 * runs[0]["chunks"]
+    assert all(r[k] > 0 for r in runs for k in ("chunk_s", "bm25_s", "faiss_add_s", "graph_s", "ms_per_chunk"))
+    assert 0 < graph["growth"]["exponent"] < 3 and 0 < graph["growth"]["ingest_exponent"] < 3
     reports = small_settings.reports_dir
     assert json.loads((reports / "bench.json").read_text())["suites"]["graph"]["growth"] == graph["growth"]
     assert "| search p50, graph-local |" in (reports / "bench.md").read_text()

@@ -75,8 +75,34 @@ def test_bench_rag_quick():
     assert rag["incremental"]["only_that_note"] and rag["incremental"]["chunks_embedded"] >= 1
     assert rag["build"]["ratio_vs_raw_encode"] > 0 and rag["search"]["modes"]["hybrid"]["p50_ms"] > 0
     assert rag["quality"]["hybrid_recall@5"] >= 0.9
-    md = (Path(os.environ["MATHRAG_HOME"]) / "reports/bench.md").read_text()
+    reports = Path(os.environ["MATHRAG_HOME"]) / "reports"
+    md = (reports / "bench.md").read_text()
     assert "| search p50, hybrid |" in md and "embed query" in md
+    stored = json.loads((reports / "suites" / "rag.json").read_text())
+    assert stored["quick"] and stored["result"]["quality"] == rag["quality"]
+    ratio = rag["search"]["modes"]["hybrid"]["p50_ratio_vs_embed_floor"]
+    assert f"| rag | search p50, hybrid, vs embedding the query alone | {ratio:.2f}x" in (
+        reports / "headline.md").read_text()
+
+
+def test_the_readme_headline_block_is_replaced_from_the_stored_runs(tmp_path):
+    from rag.bench import README_END, README_START, headline_table, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{README_START}\nold table\n{README_END}\nafter\n")
+    reports = tmp_path / "reports"
+    assert "No benchmark has been run yet" in headline_table(reports)
+    (reports / "suites").mkdir(parents=True)
+    rag_run = Path(os.environ["MATHRAG_HOME"]) / "reports" / "suites" / "rag.json"
+    if not rag_run.is_file():
+        pytest.skip("needs the stored run of test_bench_rag_quick")
+    (reports / "suites" / "rag.json").write_text(rag_run.read_text())
+    update_readme(readme, headline_table(reports))
+    text = readme.read_text()
+    assert text.startswith("# x\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n") and "old table" not in text
+    assert "| rag | hybrid recall@5 (development questions) |" in text and "(--quick)" in text
+    with pytest.raises(ValueError, match="has no <!-- bench:headline:start -->"):
+        update_readme(tmp_path / "reports" / "suites" / "rag.json", "x")
 
 
 @pytest.mark.slow
@@ -97,4 +123,7 @@ def test_bench_scratch_quick():
 
 def test_bench_rejects_an_unknown_suite():
     result = run("bench", "--suite", "nope")
-    assert result.returncode == 2 and "unknown suite 'nope'; choose one of rag, scratch, graph" in result.stderr
+    said = result.stderr.removeprefix("mathrag: error: ").strip()
+    assert result.returncode == 2 and said.startswith("unknown suite 'nope'; choose one of ")
+    assert set(said.split("choose one of ")[1].split(", ")) == {"rag", "scratch", "scale", "graph", "reliability",
+                                                                 "finetune"}

@@ -1,0 +1,29 @@
+"""The vector-scale suite on a small synthetic set: exact is the reference, approximate indexes trade recall."""
+
+import numpy as np
+
+from rag.bench_scale import D, markdown, measure_size, synthetic
+
+
+def test_synthetic_vectors_are_seeded_normalized_and_clustered():
+    a, b = synthetic(2000, seed=1, clusters=20), synthetic(2000, seed=1, clusters=20)
+    assert a.shape == (2000, D) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    cos = a[:200] @ a[:200].T
+    assert np.quantile(cos, 0.99) > 0.3 > np.median(cos)  # close within a cluster, near 0 across
+
+
+def test_every_kind_is_measured_against_exact_search():
+    result = measure_size(6000, 60, kinds=("flat", "ivf", "ivf-pq"))
+    kinds = result["kinds"]
+    assert kinds["flat"]["best"]["recall@10"] == 1.0 and kinds["flat"]["best"]["speedup_vs_exact"] == 1.0
+    ivf = kinds["ivf"]["settings"]
+    assert [s["setting"] for s in ivf][:3] == ["nprobe=1", "nprobe=2", "nprobe=4"]
+    assert ivf[-1]["recall@10"] >= ivf[0]["recall@10"] and ivf[-1]["recall@10"] > 0.9  # more lists: more recall
+    assert kinds["ivf-pq"]["memory_mb"] < kinds["ivf"]["memory_mb"] / 5  # the point of product quantization
+    best = kinds["ivf"]["best"]
+    assert best["meets_recall"] == (best["recall@10"] >= 0.95)
+    lines = markdown({"sizes": [result], "headline": {"n": 6000, "kind": "ivf", "setting": best["setting"],
+                                                       "recall@10": best["recall@10"], "speedup_vs_exact": 1.0,
+                                                       "meets_target": False}})
+    assert any(line.startswith("| 6,000 | ivf |") for line in lines) and "misses the target" in lines[-1]
