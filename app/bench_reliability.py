@@ -53,7 +53,8 @@ def _faults(tmp: Path, models: Path, quick: bool) -> list[faults.Outcome]:
             for how in ("truncate", "flip"):
                 out.append(faults.damaged_file(damaged, artifact, name, how))
     out += [faults.read_only_home(box("read-only")), faults.full_disk(box("full-disk")),
-            faults.edit_while_serving(box("edit-serving")), faults.kill_finetune(box("finetune"))]
+            faults.edit_while_serving(box("edit-serving")),
+            faults.kill_finetune(faults.Sandbox(tmp / "finetune", faults.FINETUNE_NOTES, models))]
     return out
 
 

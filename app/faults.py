@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 import resource
@@ -46,6 +47,9 @@ from rag.settings import REPO_ROOT, Settings
 
 # Three real notes: enough for retrieval to tell them apart, quick to embed.
 NOTES = ("neural_networks/activation_functions.md", "linear_algebra/svd.md", "optimization/adam.md")
+# Fine-tuning holds out a note of every area with two or more, so its sandbox has two notes in each of three areas.
+FINETUNE_NOTES = ("linear_algebra/svd.md", "linear_algebra/pca.md", "calculus/gradient.md", "calculus/chain_rule.md",
+                  "information_theory/entropy.md", "information_theory/cross_entropy_kl.md")
 PROBE = ("What is the derivative of tanh?", "corpus/neural_networks/activation_functions.md")
 EDIT = "A sentence added while the index was being rebuilt: the quokka constant is forty-two.\n\n"
 
@@ -388,15 +392,17 @@ FINETUNE_ARGS = ("--max-steps", "6", "--batch-size", "2", "--max-train-examples"
 
 @_timed
 def kill_finetune(box: Sandbox) -> Outcome:
-    """``kill -9`` a LoRA run after its first checkpoint; ``--resume`` continues it to the end."""
-    import json
+    """``kill -9`` a LoRA run after its first checkpoint; ``--resume`` continues it to the end.
 
+    ``box`` needs notes that fine-tuning can split (see ``FINETUNE_NOTES``).
+    """
     fault = "kill -9 LoRA fine-tuning after a checkpoint"
     p = box.cli("finetune", "lora", "--name", "crash", *FINETUNE_ARGS)
     runs = box.home / "finetune" / "runs" / "crash"
     if not _wait_for(lambda: any((c / "trainer_state.json").is_file() for c in runs.glob("checkpoint-*")), p, 900):
         _, err = p.communicate()
-        return Outcome(fault, False, f"no checkpoint before the run ended (rc {p.returncode}): {err[-300:]}")
+        said = [line for line in err.splitlines() if line.startswith("mathrag")] or err.splitlines()[-1:]
+        return Outcome(fault, False, f"no checkpoint before the run ended (rc {p.returncode}): {said[-1][:300]}")
     time.sleep(0.5)
     kill_group(p)
     checkpoint = max(int(c.name.split("-")[1]) for c in runs.glob("checkpoint-*"))
