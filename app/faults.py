@@ -390,6 +390,18 @@ FINETUNE_ARGS = ("--max-steps", "6", "--batch-size", "2", "--max-train-examples"
                  "--eval-steps", "3", "--save-steps", "2", "--logging-steps", "1", "--max-length", "320")
 
 
+def _last_json(text: str) -> dict | None:
+    """The last JSON object printed in ``text`` (one that starts on a line of its own)."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("{"):
+            try:
+                return json.loads("\n".join(lines[i:]))
+            except ValueError:
+                continue
+    return None
+
+
 @_timed
 def kill_finetune(box: Sandbox) -> Outcome:
     """``kill -9`` a LoRA run after its first checkpoint; ``--resume`` continues it to the end.
@@ -408,9 +420,8 @@ def kill_finetune(box: Sandbox) -> Outcome:
     checkpoint = max(int(c.name.split("-")[1]) for c in runs.glob("checkpoint-*"))
     adapter_before = (box.home / "adapters" / "crash").exists()
     resumed = box.run("finetune", "lora", "--name", "crash", "--resume", "--json", *FINETUNE_ARGS, timeout=900)
-    try:
-        card = json.loads(resumed.stdout)
-    except ValueError:
+    card = _last_json(resumed.stdout)  # the Trainer prints its log lines to stdout before the run card
+    if card is None:
         return Outcome(fault, False, f"--resume failed (rc {resumed.returncode}): {resumed.stderr[-300:]}")
     metrics = card.get("metrics", {})
     ok = (resumed.returncode == 0 and not adapter_before and metrics.get("resumed") and metrics.get("steps") == 6
