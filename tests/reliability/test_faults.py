@@ -26,10 +26,10 @@ def test_kill_9_at_a_random_moment_leaves_a_usable_index(box):
     assert outcome.survived and outcome.lost == [], outcome
 
 
+# Four of the fourteen cases; `mathrag bench --suite reliability` runs every file both ways.
 @pytest.mark.parametrize(("artifact", "name", "how"), [
-    ("index", "faiss.index", "flip"), ("index", "chunks.jsonl", "truncate"), ("index", "vectors.npy", "flip"),
-    ("index", "manifest.json", "flip"), ("graph", "graph.json", "truncate"), ("graph", "concept_vectors.npy", "flip"),
-    ("graph", "manifest.json", "flip"),
+    ("index", "faiss.index", "flip"), ("index", "chunks.jsonl", "truncate"), ("index", "manifest.json", "flip"),
+    ("graph", "concept_vectors.npy", "flip"),
 ])
 def test_a_damaged_file_is_detected_by_checksum_and_rebuilt(box, artifact, name, how):
     outcome = faults.damaged_file(box, artifact, name, how)
