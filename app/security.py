@@ -31,7 +31,7 @@ RULES = {
     "trust_remote_code=True": re.compile(r"trust_remote_code\s*=\s*True"),
     "shell=True": re.compile(r"shell\s*=\s*True"),
     "eval()": re.compile(r"(?<![\w.])eval\("),
-    "allow_dangerous_deserialization=True": re.compile(r"allow_dangerous_deserialization\s*=\s*True"),
+    "LangChain dangerous deserialization": re.compile(r"allow_dangerous_deserialization\s*=\s*True"),
 }
 LOOPBACK = ("127.", "::1", "localhost")
 
