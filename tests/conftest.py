@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,21 @@ def copy_notes():
         return corpus
 
     return copy
+
+
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """free_port() -> a port on 127.0.0.1 that nothing listens on yet."""
+    return _unused_port
+
+
+@pytest.fixture
+def port() -> int:
+    """A port nothing listens on yet."""
+    return _unused_port()

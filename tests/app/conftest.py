@@ -1,24 +1,10 @@
 """A real app server for the app tests: real index, real models, a free port on 127.0.0.1."""
 
-import socket
-
 import pytest
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def port() -> int:
-    """A port nothing listens on yet."""
-    return free_port()
-
-
 @pytest.fixture(scope="session")
-def dead_endpoint() -> str:
+def dead_endpoint(free_port) -> str:
     """An OpenAI-compatible URL where nothing listens."""
     return f"http://127.0.0.1:{free_port()}/v1"
 
@@ -37,7 +23,7 @@ def engine(dead_endpoint):
 
 
 @pytest.fixture(scope="session")
-def app_url(engine):
+def app_url(engine, free_port):
     from app.server import launch
 
     demo, url = launch(engine, port=free_port(), block=False, queue_size=8, concurrency=2)

@@ -1,21 +1,9 @@
 """Fixtures for the reliability tests: private sandboxes (a few real notes, an empty MATHRAG_HOME) and an engine."""
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
 
 
 @pytest.fixture
@@ -37,7 +25,7 @@ def full_engine():
 
 
 @pytest.fixture(scope="module")
-def served(full_engine):
+def served(full_engine, free_port):
     """(url, engine) of a real server on 127.0.0.1 with the default queue (32) and two workers."""
     from app.server import launch
 

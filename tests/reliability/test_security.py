@@ -61,22 +61,17 @@ def test_the_app_binds_loopback_only_and_refuses_paths_outside_it(served):
     assert all(status in (400, 403, 404) for status in statuses.values()), statuses
 
 
-def test_no_connection_leaves_the_machine_and_analytics_are_off():
+def test_no_connection_leaves_the_machine_and_analytics_are_off(port):
     import os
 
     import app.server  # noqa: F401 - sets the environment Gradio reads
 
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
-    seen = security.outbound_connections(dict(os.environ), _free_port())
+    seen = security.outbound_connections(dict(os.environ), port)
     assert seen["sources"] > 0  # it really served an answer
     assert seen["outside"] == [], seen["addresses"]
     assert "127.0.0.1" in seen["addresses"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_instruction_sentences_are_withheld_and_mathematics_is_kept():
