@@ -1,7 +1,7 @@
 """Benchmark suite ``reliability`` (``mathrag bench --suite reliability``): load, faults, fuzzing, security.
 
 - **load**: a real server on 127.0.0.1 over the whole corpus, 20 ``gradio_client`` clients
-  asking 5 questions each at once (the default generator; ``--quick``: the extractive one),
+  asking 5 questions each at once (the default generator; ``--quick``: 2 each of the extractive one),
   then a small queue flooded past its bound (every request answered or told "busy");
 - **faults**: every scenario of :mod:`app.faults` on private sandboxes (``--quick``: one of
   each kind);
@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from app import faults, fuzz, security
 from app.load_test import run_load_elsewhere, run_overflow
-from rag.bench import headline, report, suite
+from rag.bench import Ratio, headline, ratios, report, suite
 from rag.settings import REPO_ROOT, Settings
 
 
@@ -58,50 +59,59 @@ def _faults(tmp: Path, models: Path, quick: bool) -> list[faults.Outcome]:
     return out
 
 
-def _scratch_tokenizer(settings: Settings, get_generator):
-    """The project's own BPE tokenizer (from_scratch), as the scratch generator loads it from SmolLM2's GGUF."""
-    return get_generator("scratch", settings).tokenizer
-
-
 @suite("reliability")
 def run(settings: Settings, quick: bool = False) -> dict:
     from app.engine import Engine
     from app.server import launch
-    from rag.generators import get_generator
+    from from_scratch.tokenizer import BPETokenizer  # the project's own, as the scratch generator loads it
 
     result: dict = {"quick": quick}
+    phases: dict[str, float] = {}  # seconds each part took
+    began = time.perf_counter()
     engine = Engine.load(settings)
+    phases["load the app"] = time.perf_counter() - began
     generator = "extractive" if quick else engine.generators[0]
 
     # ---- load
+    began = time.perf_counter()
     demo, url = launch(engine, port=_free_port(), block=False, queue_size=32, concurrency=2)
     try:
-        alone = run_load_elsewhere(url, clients=1, questions=5, generator=generator)
-        result["load"] = run_load_elsewhere(url, clients=20, questions=5, generator=generator).to_dict()
+        each = 2 if quick else 5  # questions per client (the test suite asks 20 x 5 of the extractive generator)
+        alone = run_load_elsewhere(url, clients=1, questions=each, generator=generator)
+        result["load"] = run_load_elsewhere(url, clients=20, questions=each, generator=generator).to_dict()
         result["load"]["alone_p50_s"] = alone.p50_s
+        result["load"]["alone_latencies_s"] = alone.latencies_s
         result["load"]["p50_ratio_vs_alone"] = round(result["load"]["p50_s"] / max(alone.p50_s, 1e-9), 1)
         result["security"] = {"binds": demo.server_name, "forbidden_paths": security.probe_paths(url, settings.home)}
     finally:
         demo.close()
     result["overflow"] = run_overflow(engine, _free_port(), requests=10, queue_size=2)
+    phases["load and overflow"] = time.perf_counter() - began
 
     # ---- faults
     with tempfile.TemporaryDirectory(prefix="mathrag-faults-") as tmp:
+        began = time.perf_counter()
         outcomes = _faults(Path(tmp), settings.models_dir, quick)
+        phases["faults"] = time.perf_counter() - began
+        began = time.perf_counter()
         # ---- fuzzing
         good = [REPO_ROOT / "corpus" / n for n in faults.NOTES]
         fuzzed = [fuzz.fuzz_chat(engine, n=40 if quick else 120),
-                  fuzz.fuzz_tokenizer(_scratch_tokenizer(settings, get_generator), n=150 if quick else 600),
+                  fuzz.fuzz_tokenizer(BPETokenizer.from_gguf(), n=150 if quick else 600),
                   fuzz.fuzz_corpus(Path(tmp) / "fuzz-corpus", good, n=30)]
+    phases["fuzzing"] = time.perf_counter() - began
     result["faults"] = [o.to_dict() for o in outcomes]
     result["fuzz"] = [f.to_dict() for f in fuzzed]
 
     # ---- security
+    began = time.perf_counter()
     sec = result["security"]
     sec["source_violations"] = security.scan_sources()
     sec["served_forbidden"] = [p for p, status in sec["forbidden_paths"].items() if status == 200]
     env = {**os.environ, "MATHRAG_HOME": str(settings.home), "MATHRAG_CORPUS": str(settings.corpus_dir)}
     sec["outbound"] = security.outbound_connections(env, _free_port())
+    phases["security"] = time.perf_counter() - began
+    result["phase_seconds"] = {k: round(v, 1) for k, v in phases.items()}
 
     injected = [o for o in outcomes if not o.skipped]
     load = result["load"]
@@ -120,7 +130,37 @@ def run(settings: Settings, quick: bool = False) -> dict:
         "security_findings": len(sec["source_violations"]) + len(sec["served_forbidden"]) + len(
             sec["outbound"]["outside"]) + (sec["binds"] != "127.0.0.1"),
     }
+    plot = settings.reports_dir / "bench_load_latency.png"
+    plot_load(result["load"], plot)
+    result["_files"] = [str(plot)]
     return result
+
+
+def plot_load(load: dict, path: Path) -> None:
+    """Histogram of request latencies: one client alone against every client at once."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from rag.artifacts import write_atomic
+
+    fig = Figure(figsize=(7, 3.6), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    together, alone = load.get("latencies_s", []), load.get("alone_latencies_s", [])
+    top = max(together + alone + [1e-3])
+    bins = [top * i / 40 for i in range(41)]
+    ax.hist(alone, bins=bins, color="#2a9d8f", alpha=0.8, label=f"1 client alone (p50 {load['alone_p50_s']:.2f} s)")
+    ax.hist(together, bins=bins, color="#457b9d", alpha=0.6,
+            label=f"{load['clients']} clients at once (p50 {load['p50_s']:.2f} s, p95 {load['p95_s']:.2f} s)")
+    for q, style in ((load["p50_s"], "-"), (load["p95_s"], "--")):
+        ax.axvline(q, color="#1d3557", linestyle=style, linewidth=1)
+    ax.set_xlabel("seconds from question to finished answer")
+    ax.set_ylabel("requests")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(f"Load: {load['clients']} x {load['questions_each']} questions ({load['generator']} answers)")
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 @report("reliability")
@@ -137,11 +177,13 @@ def markdown(result: dict) -> list[str]:
              f"| fuzz cases / crashes | {s['fuzz_cases']} / {s['crashes']} | 0 crashes |",
              f"| anything lost | {'; '.join(s['lost']) or 'nothing'} | nothing |",
              f"| security findings | {s['security_findings']} | 0 |", "",
+             "Time by part: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.get("phase_seconds", {}).items())
+             + ".", "",
              "| fault | survived | what happened | s |", "|---|---|---|---|"]
     for o in result["faults"]:
         mark = "skipped: " + o["skipped"] if o["skipped"] else ("yes" if o["survived"] else "**NO**")
         lines.append(f"| {o['fault']} | {mark} | {o['detail'].replace('|', '/')} | {o['seconds']:.1f} |")
-    return lines
+    return [*lines, "", "![load latency](bench_load_latency.png)"]
 
 
 @headline("reliability")
@@ -153,3 +195,10 @@ def _headline(result: dict) -> list[tuple[str, str, str]]:
              f"{s['faults_survived']} of {s['faults_injected']}", "all"),
             ("fuzz cases / crashes", f"{s['fuzz_cases']} / {s['crashes']}", "0 crashes"),
             ("lost / security findings", f"{len(s['lost'])} / {s['security_findings']}", "0 / 0")]
+
+
+@ratios("reliability")
+def _ratios(result: dict) -> list[Ratio]:
+    load = result["load"]
+    return [Ratio(f"load p50, {load['clients']} clients at once vs 1 alone", load["p50_ratio_vs_alone"], None, False,
+                  f"{load['p50_s']:.1f} vs {load['alone_p50_s']:.1f} s")]

@@ -52,6 +52,7 @@ class LoadReport:
     seconds: float = 0.0
     throughput_per_s: float = 0.0
     error_messages: list[str] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)  # every answered or failed request, in order of finish
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +109,7 @@ def run_load(url: str, *, clients: int = 20, questions: int = 5, generator: str 
         report.p95_s = round(percentile(latencies, 95), 3)
         report.max_s = round(max(latencies), 3)
         report.throughput_per_s = round(report.answered / report.seconds, 2)
+        report.latencies_s = [round(t, 3) for t in latencies]
     report.error_messages = report.error_messages[:5]
     return report
 

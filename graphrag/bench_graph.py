@@ -17,13 +17,12 @@ import dataclasses
 import math
 import os
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from rag.artifacts import write_atomic
-from rag.bench import headline, report, suite
+from rag.bench import Ratio, headline, private_corpus, ratios, report, suite
 from rag.corpus import Note, load_corpus
 from rag.evaluation import load_questions, percentile
 from rag.settings import Settings
@@ -109,8 +108,7 @@ def bench_graph(settings: Settings, quick: bool = False) -> dict:
     result: dict = {}
     # --- build from nothing: the index, then the graph on it, in a private home
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus"
-        shutil.copytree(settings.corpus_dir, corpus)
+        corpus = private_corpus(settings.corpus_dir, Path(tmp) / "corpus", quick)
         private = Settings(home=Path(tmp) / "home", corpus_dir=corpus)
         start = time.perf_counter()
         index, _ = update_index(private, progress=False)
@@ -206,3 +204,11 @@ def _headline(result: dict) -> list[tuple[str, str, str]]:
     span = f"x{g['runs'][0]['copies']} to x{g['runs'][-1]['copies']}, {g['runs'][-1]['chunks']:,} chunks"
     return [("graph-local search p50 vs dense", f"{local['ratio_vs_dense']:.2f}x", "<= 2x"),
             (f"ingestion growth exponent ({span})", f"{g['ingest_exponent']:.2f}", "near 1 (linear)")]
+
+
+@ratios("graph")
+def _ratios(result: dict) -> list[Ratio]:
+    modes = result["search"]["modes"]
+    dense = modes["dense"]["p50_ms"]
+    return [Ratio(f"search p50, {mode}, vs dense", r["ratio_vs_dense"], 2.0 if mode == "graph-local" else None,
+                  False, f"{r['p50_ms']:.1f} vs {dense:.1f} ms") for mode, r in modes.items() if mode != "dense"]

@@ -33,6 +33,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ from rag.settings import Settings, get_settings
 SUITES: dict[str, Callable[..., dict]] = {}
 REPORTS: dict[str, Callable[[dict], list[str]]] = {}  # suite -> its Markdown lines in bench.md
 HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {}  # suite -> (measure, value, target) rows
+RATIOS: dict[str, Callable[[dict], list[Ratio]]] = {}  # suite -> its ratios, drawn together in bench_ratios.png
 README_START, README_END = "<!-- bench:headline:start -->", "<!-- bench:headline:end -->"
 # Modules that register further suites with @suite when imported (kept out of start-up: they load models).
 SUITE_MODULES = ("rag.bench_scratch", "rag.bench_scale")
@@ -78,6 +80,33 @@ def headline(name: str):
     return register
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """One figure against its reference measured in the same run, e.g. our tokens/s over the library's."""
+
+    label: str
+    value: float  # ours / reference (or reference / ours for times: always "x the reference")
+    target: float | None = None
+    higher_is_better: bool = True
+    detail: str = ""  # the two measurements behind the ratio, printed beside the bar
+
+    @property
+    def meets(self) -> bool | None:
+        if self.target is None:
+            return None
+        return self.value >= self.target if self.higher_is_better else self.value <= self.target
+
+
+def ratios(name: str):
+    """Register the function that turns suite ``name``'s result into :class:`Ratio` bars."""
+
+    def register(fn):
+        RATIOS[name] = fn
+        return fn
+
+    return register
+
+
 def load_suites() -> None:
     import importlib
     from importlib.metadata import entry_points
@@ -86,6 +115,16 @@ def load_suites() -> None:
         importlib.import_module(module)
     for entry in entry_points(group=SUITE_GROUP):
         entry.load()
+
+
+def private_corpus(src: Path, dst: Path, quick: bool) -> Path:
+    """A copy of the notes to build from nothing; ``quick`` keeps every third note (a third of the embedding)."""
+    shutil.copytree(src, dst)
+    if quick:
+        for i, path in enumerate(sorted(dst.rglob("*.md"))):
+            if i % 3:
+                path.unlink()
+    return dst
 
 
 def peak_rss_mb() -> float:
@@ -129,11 +168,7 @@ def bench_rag(settings: Settings, quick: bool = False, generator: str = "smollm2
 
     # --- index build from nothing, on a private copy of the corpus, against raw encode
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus"
-        shutil.copytree(settings.corpus_dir, corpus)
-        if quick:  # a third of the notes keeps --quick quick
-            for path in sorted(corpus.rglob("*.md"))[::3]:
-                path.unlink()
+        corpus = private_corpus(settings.corpus_dir, Path(tmp) / "corpus", quick)
         private = Settings(home=Path(tmp) / "home", corpus_dir=corpus)
         start = time.perf_counter()
         index, report = update_index(private, progress=False)
@@ -235,15 +270,66 @@ def _plot_latency(latencies: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
+def collect_ratios(results: dict[str, dict]) -> list[tuple[str, Ratio]]:
+    """(suite, ratio) for every suite result that registered ratios, in suite order."""
+    out = []
+    for name, result in results.items():
+        if name in RATIOS:
+            try:
+                out += [(name, r) for r in RATIOS[name](result)]
+            except (KeyError, TypeError):  # a stored result from an older version of the suite
+                continue
+    return out
+
+
+def plot_ratios(rows: list[tuple[str, Ratio]], path: Path) -> None:
+    """Horizontal bars, one per ratio, on a log axis around 1x, each with its target marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 0.42 * len(rows) + 1.4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ys = np.arange(len(rows))[::-1]
+    colours = {True: "#2a9d8f", False: "#e76f51", None: "#8d99ae"}
+    values = [max(r.value, 1e-3) for _, r in rows]
+    ax.barh(ys, values, color=[colours[r.meets] for _, r in rows], height=0.6)
+    for y, (_, r) in zip(ys, rows, strict=True):
+        if r.target is not None:
+            ax.plot([r.target, r.target], [y - 0.38, y + 0.38], color="black", linewidth=2)
+        ax.text(max(r.value, 1e-3) * 1.08, y, f"{r.value:.2f}x  {r.detail}", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="gray", linewidth=0.8, linestyle="--")
+    ax.set_yticks(ys, [f"{suite}: {r.label}" for suite, r in rows], fontsize=8)
+    ax.set_xlim(min(min(values), 0.1) / 1.5, max(values) * 60)
+    ax.set_xlabel("x the reference measured in the same run (log scale)\nblack tick: the target; green meets it, "
+                  "orange misses it, grey has none", fontsize=8)
+    ax.set_title("Each figure against its side-by-side reference")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
 def markdown(summary: dict) -> str:
     m = summary["machine"]
     lines = [f"# Benchmarks ({summary['date']})", "",
              f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, torch {m['torch']} with {m['torch_threads']} "
-             f"threads, Python {m['python']}. Took {summary['seconds']:.0f} s"
-             f"{' (--quick)' if summary['quick'] else ''}.", ""]
+             f"threads, Python {m['python']}. This run took {summary['seconds']:.0f} s"
+             f"{' (--quick)' if summary['quick'] else ''}: "
+             + ", ".join(f"{name} {r.get('suite_seconds', 0):.0f} s" for name, r in summary.get("this_run", {}).items())
+             + ".", ""]
     if summary.get("runs"):  # a report gathered from the latest run of each suite
         lines += ["Latest run of each suite: " + "; ".join(f"{name} {when}" for name, when in summary["runs"].items())
                   + ".", ""]
+    rows = collect_ratios(summary["suites"])
+    if rows:
+        met = [r.meets for _, r in rows if r.meets is not None]
+        lines += ["## Every ratio", "", f"{sum(met)} of {len(met)} ratios with a target meet it.", "",
+                  "| suite | measure | ratio | target | measured |", "|---|---|---|---|---|"]
+        for name, r in rows:
+            target = "" if r.target is None else f"{'>=' if r.higher_is_better else '<='} {r.target:g}x"
+            mark = {True: "", False: " (misses)", None: ""}[r.meets]
+            lines.append(f"| {name} | {r.label} | {r.value:.2f}x{mark} | {target} | {r.detail} |")
+        lines += ["", "![every ratio](bench_ratios.png)", ""]
     rag = summary["suites"].get("rag")
     if rag:
         s, b, g = rag["search"], rag["build"], rag["generator"]
@@ -283,25 +369,34 @@ def run_bench(settings: Settings | None = None, *, suites: list[str] | None = No
         raise ValueError(f"unknown suite '{unknown[0]}'; choose one of {', '.join(SUITES)}")
     start = time.perf_counter()
     summary = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick, "machine": machine(), "suites": {}}
-    latencies, files = {}, []
+    files = []
     for name in names:
         kwargs = {"generator": generator} if name == "rag" else {}
+        began = time.perf_counter()
         result = SUITES[name](settings, quick=quick, **kwargs)
-        latencies.update(result.pop("_latencies", {}))
+        result["suite_seconds"] = round(time.perf_counter() - began, 1)
+        latencies = result.pop("_latencies", {})  # seconds per query, by what was timed
         files += result.pop("_files", [])  # plots a suite wrote beside the report
         summary["suites"][name] = result
         write_atomic(settings.reports_dir / "suites" / f"{name}.json", json.dumps(
-            {"date": summary["date"], "quick": quick, "machine": summary["machine"], "result": result}, indent=2))
+            {"date": summary["date"], "quick": quick, "machine": summary["machine"], "result": result,
+             "latencies": {k: [round(t, 6) for t in v] for k, v in latencies.items()}}, indent=2))
     summary["seconds"] = time.perf_counter() - start
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     # bench.md gathers the latest run of every suite (so running one suite keeps the others' sections);
     # bench.json is this run's summary.
     write_atomic(out / "bench.json", json.dumps(summary, indent=2))
-    write_atomic(out / "bench.md", markdown(gathered(out, summary)))
+    everything = gathered(out, summary)
+    write_atomic(out / "bench.md", markdown(everything))
     write_atomic(out / "headline.md", headline_table(out))
     written = ["bench.json", "bench.md", "headline.md"]
-    if latencies:
+    rows = collect_ratios(everything["suites"])
+    if rows:
+        plot_ratios(rows, out / "bench_ratios.png")
+        written.append("bench_ratios.png")
+    latencies = {k: v for run in stored_runs(out).values() for k, v in run.get("latencies", {}).items()}
+    if latencies:  # every suite's latest latencies in one figure
         _plot_latency(latencies, out / "bench_latency.png")
         written.append("bench_latency.png")
     summary["files"] = [str(out / n) for n in written] + [str(f) for f in files]
@@ -325,7 +420,7 @@ def stored_runs(reports_dir: Path) -> dict[str, dict]:
 def gathered(reports_dir: Path, summary: dict) -> dict:
     """This run's summary with every other suite's latest stored result beside it."""
     runs = stored_runs(reports_dir)
-    return {**summary, "suites": {name: run["result"] for name, run in runs.items()},
+    return {**summary, "this_run": summary["suites"], "suites": {name: run["result"] for name, run in runs.items()},
             "runs": {name: f"{run['date']}{' (--quick)' if run['quick'] else ''}" for name, run in runs.items()}}
 
 
@@ -359,6 +454,16 @@ def update_readme(readme: Path, table: str) -> None:
     before, rest = text.split(README_START, 1)
     _, after = rest.split(README_END, 1)
     write_atomic(readme, f"{before}{README_START}\n{table}{README_END}{after}")
+
+
+@ratios("rag")
+def _rag_ratios(r: dict) -> list[Ratio]:
+    s, b = r["search"], r["build"]
+    hybrid = s["modes"]["hybrid"]
+    return [Ratio("search p50, hybrid, vs embedding the query", hybrid["p50_ratio_vs_embed_floor"], 1.5, False,
+                  f"{hybrid['p50_ms']:.1f} vs {s['embed_floor_p50_ms']:.1f} ms"),
+            Ratio("index build vs raw encode", b["ratio_vs_raw_encode"], 0.8, True,
+                  f"{b['index_chunks_per_s']:.0f} vs {b['raw_encode_chunks_per_s']:.0f} chunks/s")]
 
 
 @headline("rag")

