@@ -123,11 +123,11 @@ def test_nothing_is_pickled(small_settings):
         np.load(path, allow_pickle=False)  # raises if an object array (pickle) was stored
 
 
-def test_auto_is_exact_below_the_flat_limit_and_ivf_above():
+def test_auto_is_exact_below_the_flat_limit_and_hnsw_above():
     from rag.index import FLAT_LIMIT, choose_kind, ivf_lists
 
-    assert choose_kind("auto", FLAT_LIMIT - 1) == "flat" and choose_kind("auto", FLAT_LIMIT) == "ivf"
-    assert choose_kind("hnsw", 10) == "hnsw"  # an explicit choice is kept at any size
+    assert choose_kind("auto", FLAT_LIMIT - 1) == "flat" and choose_kind("auto", FLAT_LIMIT) == "hnsw"
+    assert choose_kind("ivf", 10) == "ivf"  # an explicit choice is kept at any size
     assert ivf_lists(1_000_000) == 4000 and ivf_lists(100) == 2 and ivf_lists(0) == 1
 
 
