@@ -270,7 +270,11 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
     seconds = time.perf_counter() - start
     history = trainer.state.log_history
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
-    final_eval = trainer.evaluate()["eval_loss"] if val_set else None
+    last_eval = next((h for h in reversed(history) if "eval_loss" in h), None)
+    if last_eval is not None and last_eval.get("step") == trainer.state.global_step:
+        final_eval = last_eval["eval_loss"]  # already evaluated at the last step
+    else:
+        final_eval = trainer.evaluate()["eval_loss"] if val_set else None
     tokens = trainer.state.num_input_tokens_seen
     # Throughput over the timed steps (not eval or saving); a run of one step falls back to wall time.
     tokens_per_s = timer.tokens / timer.seconds if timer.seconds > 0 else tokens / max(seconds, 1e-9)

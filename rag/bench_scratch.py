@@ -118,6 +118,15 @@ def bench_scratch(settings: Settings, quick: bool = False) -> dict:
                           "identical_greedy_tokens": ours_tokens == hf_tokens, "target": ">= 1.2x"}
 
     result["mini_gpt"] = _mini_gpt(settings)
+    curve = settings.home / "scratch" / "mini-gpt" / "loss_curve.png"
+    if "val_bpb" in result["mini_gpt"] and curve.is_file():  # the training run's loss curve, beside the report
+        import shutil
+
+        copy = settings.reports_dir / "bench_scratch_loss.png"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(curve, copy)
+        result["mini_gpt"]["loss_curve"] = copy.name
+        result["_files"] = [str(copy)]
     return result
 
 
@@ -154,6 +163,8 @@ def markdown(result: dict) -> list[str]:
         f"transformers {g['transformers_tokens_per_s']:.1f} tokens/s | {g['ratio']:.2f}x | "
         f"{g['identical_greedy_tokens']} | >= 1.2x |",
         _mini_gpt_row(result["mini_gpt"]),
+        *(["", f"![mini-GPT loss curve]({result['mini_gpt']['loss_curve']})"] if "loss_curve" in result["mini_gpt"]
+          else []),
     ]
 
 

@@ -134,6 +134,9 @@ def test_bench_scratch_quick():
         mini["note"]
     md = (Path(os.environ["MATHRAG_HOME"]) / "reports/bench.md").read_text()
     assert "| encode the corpus |" in md and "| train BPE to 512 |" in md
+    if "val_bpb" in mini and (Path(os.environ["MATHRAG_HOME"]) / "scratch/mini-gpt/loss_curve.png").is_file():
+        assert "![mini-GPT loss curve](bench_scratch_loss.png)" in md
+        assert (Path(os.environ["MATHRAG_HOME"]) / "reports/bench_scratch_loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bench_rejects_an_unknown_suite():
