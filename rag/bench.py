@@ -309,14 +309,19 @@ def plot_ratios(rows: list[tuple[str, Ratio]], path: Path) -> None:
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
+def _took(summary: dict) -> str:
+    this_run = summary["this_run"] if "this_run" in summary else summary["suites"]
+    if not this_run:
+        return "Written from the stored runs (`mathrag bench --stored`)."
+    return (f"This run took {summary['seconds']:.0f} s{' (--quick)' if summary['quick'] else ''}: "
+            + ", ".join(f"{name} {r.get('suite_seconds', 0):.0f} s" for name, r in this_run.items()) + ".")
+
+
 def markdown(summary: dict) -> str:
     m = summary["machine"]
     lines = [f"# Benchmarks ({summary['date']})", "",
              f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, torch {m['torch']} with {m['torch_threads']} "
-             f"threads, Python {m['python']}. This run took {summary['seconds']:.0f} s"
-             f"{' (--quick)' if summary['quick'] else ''}: "
-             + ", ".join(f"{name} {r.get('suite_seconds', 0):.0f} s" for name, r in summary.get("this_run", {}).items())
-             + ".", ""]
+             f"threads, Python {m['python']}. " + _took(summary), ""]
     if summary.get("runs"):  # a report gathered from the latest run of each suite
         lines += ["Latest run of each suite: " + "; ".join(f"{name} {when}" for name, when in summary["runs"].items())
                   + ".", ""]
@@ -382,15 +387,33 @@ def run_bench(settings: Settings | None = None, *, suites: list[str] | None = No
             {"date": summary["date"], "quick": quick, "machine": summary["machine"], "result": result,
              "latencies": {k: [round(t, 6) for t in v] for k, v in latencies.items()}}, indent=2))
     summary["seconds"] = time.perf_counter() - start
+    return write_report(settings, summary, files)
+
+
+def rewrite_report(settings: Settings | None = None) -> dict:
+    """bench.md, headline.md and the shared plots again from the stored runs, running nothing."""
+    load_suites()
+    settings = settings or get_settings()
+    runs = stored_runs(settings.reports_dir)
+    if not runs:
+        raise ValueError(f"no stored benchmark run in {settings.reports_dir / 'suites'}: run `mathrag bench` first")
+    latest = max(runs.values(), key=lambda r: r["date"])
+    summary = {"date": latest["date"], "quick": False, "machine": latest["machine"], "suites": {}, "seconds": 0.0}
+    return write_report(settings, summary, [], write_summary=False)
+
+
+def write_report(settings: Settings, summary: dict, files: list, write_summary: bool = True) -> dict:
+    """Write this run's bench.json, and bench.md, headline.md and the plots gathered from every stored run."""
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     # bench.md gathers the latest run of every suite (so running one suite keeps the others' sections);
     # bench.json is this run's summary.
-    write_atomic(out / "bench.json", json.dumps(summary, indent=2))
+    if write_summary:
+        write_atomic(out / "bench.json", json.dumps(summary, indent=2))
     everything = gathered(out, summary)
     write_atomic(out / "bench.md", markdown(everything))
     write_atomic(out / "headline.md", headline_table(out))
-    written = ["bench.json", "bench.md", "headline.md"]
+    written = ["bench.json", "bench.md", "headline.md"] if write_summary else ["bench.md", "headline.md"]
     rows = collect_ratios(everything["suites"])
     if rows:
         plot_ratios(rows, out / "bench_ratios.png")
@@ -421,7 +444,14 @@ def gathered(reports_dir: Path, summary: dict) -> dict:
     """This run's summary with every other suite's latest stored result beside it."""
     runs = stored_runs(reports_dir)
     return {**summary, "this_run": summary["suites"], "suites": {name: run["result"] for name, run in runs.items()},
-            "runs": {name: f"{run['date']}{' (--quick)' if run['quick'] else ''}" for name, run in runs.items()}}
+            "runs": {name: _when(run) for name, run in runs.items()}}
+
+
+def _when(run: dict) -> str:
+    """When a stored run was made, whether it was --quick, and how long it took."""
+    took = run["result"].get("suite_seconds")
+    notes = [x for x in ("--quick" if run["quick"] else "", f"{took:.0f} s" if took else "") if x]
+    return run["date"] + (f" ({', '.join(notes)})" if notes else "")
 
 
 def headline_table(reports_dir: Path) -> str:
@@ -446,14 +476,27 @@ def headline_table(reports_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the headline markers of ``readme`` with ``table``."""
+README_FIGURES = ("bench_ratios.png", "bench_scale.png")  # copied into docs/ beside the README's table
+
+
+def update_readme(readme: Path, table: str, reports_dir: Path | None = None) -> list[Path]:
+    """Replace the text between the headline markers of ``readme`` with ``table``; copy the report's
+    ``README_FIGURES`` from ``reports_dir`` into ``docs/`` next to it. Returns the files written."""
     text = readme.read_text(encoding="utf-8")
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} has no {README_START} ... {README_END} block to fill")
     before, rest = text.split(README_START, 1)
     _, after = rest.split(README_END, 1)
     write_atomic(readme, f"{before}{README_START}\n{table}{README_END}{after}")
+    written = [readme]
+    for name in README_FIGURES if reports_dir else ():
+        if (reports_dir / name).is_file():
+            target = readme.parent / "docs" / name
+            target.parent.mkdir(exist_ok=True)
+            data = (reports_dir / name).read_bytes()
+            write_atomic(target, data)
+            written.append(target)
+    return written
 
 
 @ratios("rag")

@@ -168,17 +168,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rag.bench import markdown, run_bench
+    from rag.bench import markdown, rewrite_report, run_bench
 
-    # With --json, stdout carries the JSON alone: what the suites print (servers starting, ...) goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        summary = run_bench(suites=args.suite, quick=args.quick, generator=args.generator)
+    if args.stored:
+        if args.suite or args.quick:
+            raise ValueError("--stored runs nothing: leave out --suite and --quick")
+        summary = rewrite_report()
+    else:
+        # With --json, stdout carries the JSON alone: what the suites print (servers starting, ...) goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            summary = run_bench(suites=args.suite, quick=args.quick, generator=args.generator)
     if args.update_readme:
         from rag.bench import headline_table, update_readme
         from rag.settings import REPO_ROOT, get_settings
 
-        update_readme(REPO_ROOT / "README.md", headline_table(get_settings().reports_dir))
-        summary["files"].append(str(REPO_ROOT / "README.md"))
+        reports = get_settings().reports_dir
+        summary["files"] += [str(f) for f in update_readme(REPO_ROOT / "README.md", headline_table(reports), reports)]
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -252,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a reduced run that finishes in a few minutes")
     p.add_argument("--generator", default="smollm2", help="generator to time (default smollm2)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--stored", action="store_true", help="run nothing: write the report again from the latest "
+                   "stored run of each suite (with --update-readme: refresh the README from them)")
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's headline table from the "
                    "latest run of each suite")
     p.set_defaults(func=cmd_bench)

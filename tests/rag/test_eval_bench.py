@@ -112,7 +112,10 @@ def test_the_readme_headline_block_is_replaced_from_the_stored_runs(tmp_path):
     if not rag_run.is_file():
         pytest.skip("needs the stored run of test_bench_rag_quick")
     (reports / "suites" / "rag.json").write_text(rag_run.read_text())
-    update_readme(readme, headline_table(reports))
+    (reports / "bench_ratios.png").write_bytes((rag_run.parent.parent / "bench_ratios.png").read_bytes())
+    written = update_readme(readme, headline_table(reports), reports)
+    assert written == [readme, tmp_path / "docs" / "bench_ratios.png"]  # bench_scale.png was not in the report
+    assert written[1].read_bytes() == (reports / "bench_ratios.png").read_bytes()
     text = readme.read_text()
     assert text.startswith("# x\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n") and "old table" not in text
     assert "| rag | hybrid recall@5 (development questions) |" in text and "(--quick)" in text
@@ -137,6 +140,21 @@ def test_bench_scratch_quick():
     if "val_bpb" in mini and (Path(os.environ["MATHRAG_HOME"]) / "scratch/mini-gpt/loss_curve.png").is_file():
         assert "![mini-GPT loss curve](bench_scratch_loss.png)" in md
         assert (Path(os.environ["MATHRAG_HOME"]) / "reports/bench_scratch_loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_bench_stored_rewrites_the_report_without_running_anything():
+    reports = Path(os.environ["MATHRAG_HOME"]) / "reports"
+    if not (reports / "suites" / "rag.json").is_file():
+        pytest.skip("needs the stored run of test_bench_rag_quick")
+    (reports / "bench.md").unlink()
+    result = run("bench", "--stored", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["suites"] == {}  # nothing ran
+    md = (reports / "bench.md").read_text()
+    assert "Written from the stored runs" in md and "| search p50, hybrid |" in md and "(--quick, " in md
+    refused = run("bench", "--stored", "--suite", "rag")
+    assert refused.returncode == 2 and "--stored runs nothing" in refused.stderr
 
 
 def test_bench_rejects_an_unknown_suite():
