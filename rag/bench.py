@@ -297,7 +297,8 @@ def plot_ratios(rows: list[tuple[str, Ratio]], path: Path) -> None:
     for y, (_, r) in zip(ys, rows, strict=True):
         if r.target is not None:
             ax.plot([r.target, r.target], [y - 0.38, y + 0.38], color="black", linewidth=2)
-        ax.text(max(r.value, 1e-3) * 1.08, y, f"{r.value:.2f}x  {r.detail}", va="center", fontsize=7)
+        ax.text(max(r.value, r.target or 0, 1e-3) * 1.12, y, f"{r.value:.2f}x  {r.detail}", va="center",
+                fontsize=7)  # right of the bar and of its target tick
     ax.set_xscale("log")
     ax.axvline(1.0, color="gray", linewidth=0.8, linestyle="--")
     ax.set_yticks(ys, [f"{suite}: {r.label}" for suite, r in rows], fontsize=8)
