@@ -35,3 +35,14 @@ def test_graph_suite_reports_ratios_and_growth(small_settings):
     assert "| search p50, graph-local |" in (reports / "bench.md").read_text()
     assert (reports / "bench_graph_growth.png").read_bytes()[:4] == b"\x89PNG"
     assert str(reports / "bench_graph_growth.png") in summary["files"]
+
+
+def test_the_report_says_why_growth_is_off_linear():
+    from graphrag.bench_graph import _growth_why
+
+    run = {"chunks": 100, "nodes": 50, "bm25_terms": 400, "communities": 5}
+    big = {"chunks": 6400, "nodes": 2000, "bm25_terms": 410, "communities": 6}
+    below = "\n".join(_growth_why({"ingest_exponent": 0.85, "runs": [run, big]}))
+    assert "below linear (0.85)" in below and "x64 the chunks gave x40 the graph's nodes" in below
+    assert "above linear (1.30)" in "\n".join(_growth_why({"ingest_exponent": 1.3, "runs": [run, big]}))
+    assert _growth_why({"ingest_exponent": 1.0, "runs": [run, big]}) == []
