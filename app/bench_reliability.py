@@ -96,7 +96,7 @@ def run(settings: Settings, quick: bool = False) -> dict:
         began = time.perf_counter()
         # ---- fuzzing
         good = [REPO_ROOT / "corpus" / n for n in faults.NOTES]
-        fuzzed = [fuzz.fuzz_chat(engine, n=40 if quick else 120),
+        fuzzed = [fuzz.fuzz_chat(engine, n=24 if quick else 120),
                   fuzz.fuzz_tokenizer(BPETokenizer.from_gguf(), n=150 if quick else 600),
                   fuzz.fuzz_corpus(Path(tmp) / "fuzz-corpus", good, n=30)]
     phases["fuzzing"] = time.perf_counter() - began
