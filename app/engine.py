@@ -41,7 +41,7 @@ MAX_MESSAGE_CHARS = 100_000  # what the browser may send; the question itself is
 def available_generators(settings: Settings | None = None) -> list[str]:
     """Generator strings that work on this machine, the default first; each trained LoRA adapter
     (``MATHRAG_HOME/adapters/<name>/``) is offered as ``smollm2+lora:<name>``."""
-    names = []
+    names = ["composed"]  # the default: the notes' own sentences, composed to answer (rag.compose)
     try:
         generator_gguf_path()
         adapters = sorted(p.parent.name for p in ((settings or get_settings()).home / "adapters").glob(

@@ -84,6 +84,8 @@ def chat_turn(engine: Engine, message: str, history: list[dict], mode: str, gene
         return
     assert reply is not None
     text = escape_html(reply.text)
+    if reply.covered and reply.support:
+        text += f"\n\n*✓ Support: {escape_html(reply.support['summary'])}*"  # the support check, every answer
     if reply.notices:
         text += "\n\n" + "\n".join(f"*Note: {escape_html(n)}.*" for n in reply.notices)
     history.append({"role": "assistant", "content": text})
@@ -103,7 +105,8 @@ def chat_turn(engine: Engine, message: str, history: list[dict], mode: str, gene
 
 def api_chat(engine: Engine, question: str, mode: str = "hybrid", generator: str = "", k: int = 5,
              max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[dict]:
-    """Stream {"answer", "done", "covered", "sources", "notices"}; sources are the cited chunks."""
+    """Stream {"answer", "done", "covered", "sources", "notices", "support"}; sources are the cited chunks,
+    support the sentence-level check of the final answer (``rag.support.Support.to_dict``)."""
     for reply in engine.ask(question, None, mode=mode, generator=generator or None, k=k,
                             max_new_tokens=max_new_tokens, temperature=temperature):
         yield {
@@ -111,6 +114,7 @@ def api_chat(engine: Engine, question: str, mode: str = "hybrid", generator: str
             "done": reply.done,
             "covered": reply.covered,
             "notices": reply.notices,
+            "support": reply.support if reply.done else None,
             "sources": [{"number": c.number, "title": c.title, "source": c.source, "heading": c.heading,
                          "chunk_id": c.chunk_id} for c in reply.citations] if reply.done else [],
         }

@@ -43,10 +43,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from rag.generators import ContextChunk, ExtractiveGenerator, get_generator
+from rag.compose import NoteBook, chunk_sentences, classify, compose
+from rag.corpus import load_corpus
+from rag.generators import ContextChunk, ExtractiveGenerator, get_generator, sentence_vectors
 from rag.models import load_embedder
 from rag.retriever import Hit, Retriever, check_k, check_mode
 from rag.settings import get_settings
+from rag.support import REPLACE_SIMILARITY, ConceptTable, Support, concepts_from_notes, enforce
+from rag.support import content_words as content_words  # re-exported: the fine-tuning evaluation reads it
 from rag.text import clean_question, withhold_instructions
 
 # Coverage: below MIN_SIMILARITY (cosine of question and best chunk) the notes do not cover a question; below
@@ -61,16 +65,8 @@ ATTRIBUTION_SIMILARITY = 0.55
 MIN_GROUNDING = 0.65
 MIN_CONTENT_WORDS = 4
 NOT_COVERED = "The notes do not cover this."
+DEFAULT_GENERATOR = "composed"
 CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-# Words that carry no content in an answer, on top of BM25's English stop words.
-FILLER = frozenset({
-    "answer", "answers", "question", "notes", "note", "text", "given", "which", "where", "when", "what",
-    "while", "whose", "has", "have", "had", "also", "thus", "hence", "therefore", "because", "since", "so",
-    "such", "like", "just", "only", "very", "more", "most", "less", "many", "much", "use", "used", "using",
-    "way", "result", "results", "means", "mean", "called", "call", "make", "makes", "made", "get", "gets",
-    "simply", "indeed", "here", "above", "below", "following", "explanation", "simple", "briefly", "words",
-})
-
 SYSTEM_PROMPT = (
     "You are a patient math tutor. Answer the question using only the numbered notes. "
     "Be short and precise, write math in LaTeX between $ signs, and cite the note you used after each "
@@ -97,7 +93,9 @@ class Answer:
     mode: str = "hybrid"
     covered: bool = True
     grounding: float | None = None  # share of content words supported by the context (None: not checked)
-    fallback: str | None = None  # the backend whose answer replaced an ungrounded one
+    fallback: str | None = None  # the backend whose answer replaced an unsupported one
+    asks: str = ""  # what the question asks for (rag.compose.classify)
+    support: dict | None = None  # the sentence-level support check (rag.support.Support.to_dict)
     notices: list[str] = field(default_factory=list)
     done: bool = False
     seconds: float = 0.0
@@ -200,17 +198,6 @@ def attribute_uncited(text: str, hits: list[Hit]) -> str:
     return "".join(parts)
 
 
-def content_words(text: str) -> list[str]:
-    """Stemmed content words, numbers and non-ASCII symbols (e.g. θ) of a text."""
-    from bm25s.stopwords import STOPWORDS_EN
-
-    from rag.index import stemmer
-
-    stem = stemmer()
-    words = re.findall(r"[a-z]{2,}|\d+(?:\.\d+)?|[^\x00-\x7f\s]", text.lower())
-    return [stem.stemWord(w) for w in words if w not in STOPWORDS_EN and w not in FILLER]
-
-
 def grounding(text: str, question: str, hits: list[Hit]) -> float:
     """Share of the answer's new content words (those not already in the question) found in the chunks.
 
@@ -225,14 +212,31 @@ def grounding(text: str, question: str, hits: list[Hit]) -> float:
     return sum(w in known for w in words) / len(words)
 
 
-def covers(retriever: Retriever, question: str, best_similarity: float) -> bool:
+def covers(retriever: Retriever, question: str, best_similarity: float, taught: frozenset[str] = frozenset()) -> bool:
     """Whether the notes plausibly answer the question (see the module docstring)."""
     if best_similarity < MIN_SIMILARITY:
         return False
     if best_similarity >= CLEAR_SIMILARITY:
         return True
     terms, unknown = retriever.terms(question)
-    return not terms or len(unknown) / len(terms) < UNKNOWN_SHARE
+    if terms and len(unknown) / len(terms) >= UNKNOWN_SHARE:
+        return False
+    # A name the notes mention but never teach ("What is a Kalman filter?", "... a GAN ..."): a capitalised
+    # word or an acronym of the question whose term is outside the taught vocabulary.
+    return not (taught and any(t not in taught for t in named_terms(question)))
+
+
+def named_terms(question: str) -> list[str]:
+    """BM25 terms of the question's names: capitalised words past the first, and acronyms."""
+    from rag.index import tokenize
+
+    words = re.findall(r"[A-Za-z][\w'-]*", question)
+    names = [w for i, w in enumerate(words) if (i > 0 and w[0].isupper()) or re.fullmatch(r"[A-Z]{2,}s?", w)]
+    if not names:
+        return []
+    tokens = tokenize([" ".join(n.replace("-", " ") for n in names)])
+    vocab = {i: w for w, i in tokens.vocab.items()}
+    return [vocab[i] for i in tokens.ids[0]] if tokens.ids else []
 
 
 def nearest_notes(hits: list[Hit], n: int = 3) -> str:
@@ -245,21 +249,146 @@ def nearest_notes(hits: list[Hit], n: int = 3) -> str:
 # --------------------------------------------------------------------------- answering
 
 
+@dataclass
+class Library:
+    """What answering reads besides the index: the notes as sentences, the concepts they define, and the
+    words they teach (titles, aliases, definitions, Intuition, Definition and derivation, Worked example)."""
+
+    book: NoteBook
+    concepts: ConceptTable
+    taught: frozenset[str] = frozenset()
+    rows: dict[str, int] | None = None  # chunk id -> row of the index's vectors
+
+
+TAUGHT_SECTIONS = ("Intuition", "Definition and derivation", "Worked example")
+
+
+def taught_terms(notes) -> frozenset[str]:
+    """BM25 terms of what the notes teach, as opposed to what they only mention in passing
+    ("Kalman filters" in a list of uses of Bayes' theorem)."""
+    from rag.index import tokenize
+
+    texts = []
+    for n in notes:
+        texts += [n.title, " ".join(n.aliases), n.definition, *n.definitions, *n.definitions.values()]
+        for section in TAUGHT_SECTIONS:
+            m = re.search(rf"^## {section}\n(.*?)(?=^## )", n.body, re.S | re.M)
+            texts.append(m.group(1) if m else "")
+    tokens = tokenize(texts)
+    words = {i: w for w, i in tokens.vocab.items()}
+    return frozenset(words[i] for ids in tokens.ids for i in ids)
+
+
+_LIBRARIES: dict[int, tuple[object, Library]] = {}
+
+
+def library(retriever: Retriever) -> Library:
+    """The notes behind ``retriever``'s index, parsed once per index (a refreshed index gets a new one)."""
+    index = retriever.index
+    cached = _LIBRARIES.get(id(index))
+    if cached is not None and cached[0] is index:
+        return cached[1]
+    corpus_dir = retriever.settings.corpus_dir
+    notes = load_corpus(corpus_dir, root=corpus_dir.parent)
+    lib = Library(NoteBook.build(notes, index.chunks), ConceptTable(concepts_from_notes(notes)), taught_terms(notes))
+    _LIBRARIES.clear()
+    _LIBRARIES[id(index)] = (index, lib)
+    return lib
+
+
+def _encode(texts: list[str]) -> np.ndarray:
+    return sentence_vectors(load_embedder(), texts)
+
+
+def cite(sentence: str, number: int) -> str:
+    """``sentence`` with ``[number]`` before its closing period (on its own line after display math)."""
+    sentence = sentence.rstrip()
+    if sentence.endswith("$$"):
+        return f"{sentence}\n\n[{number}]"
+    if sentence.endswith((".", "!", "?")):
+        return f"{sentence[:-1]} [{number}]{sentence[-1]}"
+    return f"{sentence} [{number}]"
+
+
+def _hit_of(chunk, similarity: float | None = None) -> Hit:
+    return Hit(text=chunk.text, source=chunk.source, heading=chunk.heading, title=chunk.title, score=0.0,
+               chunk_id=chunk.chunk_id, area=chunk.area, tags=list(chunk.tags), similarity=similarity)
+
+
+def composed_answer(question: str, hits: list[Hit], lib: Library, qvec: np.ndarray,
+                    chunk_sims=None) -> tuple[str, str, list[Hit]]:
+    """(answer text, read-next line, hits): the composed answer, citing ``hits`` plus any chunk it used
+    that was not retrieved (appended, so the numbers stay valid)."""
+    asks = classify(question)
+    composed = compose(question, asks, [h.source for h in hits], lib.book, qvec, _encode,
+                       chunk_similarity=lambda ids: chunk_sims(ids, qvec))
+    if composed is None:
+        return ExtractiveGenerator().answer(question, [ContextChunk(i, h.text) for i, h in enumerate(hits, 1)]), \
+            "", hits
+    hits = list(hits)
+    numbers = {h.chunk_id: i for i, h in enumerate(hits, start=1)}
+
+    def number_of(chunk) -> int:
+        if chunk.chunk_id not in numbers:
+            hits.append(_hit_of(chunk))
+            numbers[chunk.chunk_id] = len(hits)
+        return numbers[chunk.chunk_id]
+
+    parts = [cite(s.text, number_of(s.chunk)) for s in composed.sentences]
+    text = parts[0]
+    for part in parts[1:]:
+        text += ("\n\n" if "$$" in part or "$$" in text[-8:] or part.lstrip().startswith("-") else " ") + part
+    read_next = ""
+    if composed.read_next is not None:
+        section = " › ".join(composed.read_next.heading.split(" > ")[1:]) or "summary"
+        read_next = f"Read next: *{composed.read_next.title} › {section}* [{number_of(composed.read_next)}]"
+    return text, read_next, hits
+
+
+def _replacement(hits: list[Hit]):
+    """For the support check: the cited passage's own sentence closest to an unsupported one, or None."""
+    model = load_embedder()
+
+    def closest(sentence: str, number: int) -> str | None:
+        hit = hits[number - 1]
+        from rag.chunking import Chunk
+
+        chunk = Chunk(hit.chunk_id, hit.text, hit.source, hit.heading, hit.title, hit.area)
+        own = [s.text for s in chunk_sentences(chunk) if s.section not in ("Numerical check", "summary")]
+        if not own:
+            return None
+        query = model.encode([sentence], normalize_embeddings=True, show_progress_bar=False)[0]
+        sims = sentence_vectors(model, own) @ query
+        best = int(np.argmax(sims))
+        return cite(own[best], number) if sims[best] >= REPLACE_SIMILARITY else None
+
+    return closest
+
+
+def _refusal(result: Answer, hits: list[Hit], start: float) -> Answer:
+    nearest = nearest_notes(hits)
+    result.text = NOT_COVERED + (f" The nearest notes are: {nearest}." if nearest else "")
+    result.covered, result.done = False, True
+    result.support = Support().to_dict()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
 def stream_answer(
     question: str,
     *,
     retriever: Retriever | None = None,
     k: int = 5,
     mode: str = "hybrid",
-    generator: str = "smollm2",
+    generator: str = DEFAULT_GENERATOR,
     max_new_tokens: int = 256,
     temperature: float = 0.0,
     history: list[dict] | None = None,
     guard: bool = True,
 ) -> Iterator[Answer]:
-    """Yield the answer as it grows; the last one has ``done=True`` and resolved citations.
+    """Yield the answer as it grows; the last one has ``done=True``, resolved citations and its support check.
 
-    ``guard=False`` keeps an ungrounded model answer instead of replacing it with the extractive one.
+    ``guard=False`` shows a model's answer as written (still checked, and the check still reported).
     """
     start = time.perf_counter()
     question, notices = clean_question(question)
@@ -276,14 +405,11 @@ def stream_answer(
     sims = [h.similarity for h in hits]
     if hits and any(s is None for s in sims):
         sims = retriever.similarity(question, hits)
-    result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=mode, notices=notices)
-
-    if not covers(retriever, question, max(sims, default=0.0)):
-        nearest = nearest_notes(hits)
-        result.text = NOT_COVERED + (f" The nearest notes are: {nearest}." if nearest else "")
-        result.covered, result.done = False, True
-        result.seconds = time.perf_counter() - start
-        yield result
+    result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=mode, notices=notices,
+                    asks=classify(question))
+    lib = library(retriever)
+    if not covers(retriever, question, max(sims, default=0.0), lib.taught):
+        yield _refusal(result, hits, start)
         return
 
     # The notes are data: a sentence in them that instructs the assistant is withheld from the model.
@@ -294,17 +420,29 @@ def stream_answer(
         if withheld:
             result.notices.append(f"{h.source} contains text addressed to the assistant; it was treated as data "
                                   "and left out of the model's context")
+    qvec = retriever.embed_query(question)[0]
+    index = retriever.index
+    rows = {c.chunk_id: i for i, c in enumerate(index.chunks)} if lib.rows is None else lib.rows
+    lib.rows = rows
+
+    def chunk_sims(ids: list[str], q: np.ndarray) -> np.ndarray:
+        return index.vectors[[rows[i] for i in ids]] @ q
+
+    composed, read_next, hits = composed_answer(question, hits, lib, qvec, chunk_sims)
+    shown = shown + hits[len(shown):]  # chunks the composer added are cited too
+    result.hits = shown
     context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
-    extractive = ExtractiveGenerator()
-    facts = None
-    if getattr(gen, "condensed_context", False) or gen.name == extractive.name:
-        facts = extractive.answer(question, context)
-    if gen.name == extractive.name:
-        pieces = [facts]
+    passages = [f"{h.heading}\n{h.text}" for h in hits]  # the heading says what the passage is about
+
+    if gen.name == DEFAULT_GENERATOR:
+        text = composed
+        result.first_token_seconds = time.perf_counter() - start
+    elif gen.name == ExtractiveGenerator.name:
+        text = ExtractiveGenerator().answer(question, context)
         result.first_token_seconds = time.perf_counter() - start
     else:
-        if facts is not None:
-            messages = build_condensed_messages(question, facts, history)
+        if getattr(gen, "condensed_context", False):
+            messages = build_condensed_messages(question, composed, history)
         else:
             messages = build_messages(question, hits, history)
         pieces = []
@@ -314,26 +452,31 @@ def stream_answer(
             pieces.append(piece)
             result.text = "".join(pieces)
             yield result
-
-    text = "".join(pieces).strip()
-    if not text or text.startswith(NOT_COVERED):
-        result.covered = False
-        text = NOT_COVERED + f" The nearest notes are: {nearest_notes(hits)}."
-    elif gen.name != extractive.name:  # the extractive answer cites every sentence itself
+        text = "".join(pieces).strip()
+        if not text or text.startswith(NOT_COVERED):
+            yield _refusal(result, hits, start)
+            return
         result.grounding = grounding(text, question, hits)
-        if guard and result.grounding < MIN_GROUNDING:
-            result.notices.append(
-                f"{gen.name}'s answer was not grounded in the notes (grounding {result.grounding:.2f} < "
-                f"{MIN_GROUNDING}); showing the notes' own sentences instead")
-            text = facts if facts is not None else extractive.answer(question, context)
-            result.fallback = extractive.name
-        else:
-            text = attribute_uncited(text, hits)
-            if guard and not CITATION_RE.search(text):
-                result.notices.append(f"{gen.name}'s answer could not be tied to any of the notes; showing the "
-                                      "notes' own sentences instead")
-                text = facts if facts is not None else extractive.answer(question, context)
-                result.fallback = extractive.name
+        text = attribute_uncited(text, hits)
+
+    checked, support = enforce(text, passages, lib.concepts, replacement=_replacement(hits))
+    result.support = support.to_dict()
+    if gen.name not in (DEFAULT_GENERATOR, ExtractiveGenerator.name) and guard:
+        if support.supported == 0:
+            result.notices.append(f"none of {gen.name}'s {support.checked} sentences was supported by the passage "
+                                  "it cites; showing the notes' own sentences instead")
+            checked, result.fallback = composed, DEFAULT_GENERATOR
+            result.support = enforce(composed, passages, lib.concepts)[1].to_dict()
+        elif support.supported < support.checked:
+            result.notices.append(f"{support.checked - support.supported} of {gen.name}'s {support.checked} "
+                                  "sentences were not supported by the passage they cite and were "
+                                  + ("replaced by the notes' own sentence or " if support.replaced else "")
+                                  + "removed")
+        text = checked
+    elif gen.name in (DEFAULT_GENERATOR, ExtractiveGenerator.name):
+        text = checked
+    if read_next and text and result.fallback in (None, DEFAULT_GENERATOR):
+        text = f"{text}\n\n{read_next}"
     result.text, result.citations = resolve_citations(text, shown)
     result.done = True
     result.seconds = time.perf_counter() - start

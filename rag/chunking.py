@@ -27,6 +27,7 @@ DEFAULT_CHUNK_SIZE = 900  # characters; all-MiniLM-L6-v2 reads at most 256 word 
 HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 # Sections that only point elsewhere; the knowledge graph reads their links, retrieval skips them.
 SKIP_SECTIONS = {"See also"}
+IN_SHORT = "In short"  # the section made of a note's front-matter definitions
 
 
 @dataclass
@@ -140,7 +141,7 @@ def _pack(blocks: list[tuple[str, bool]], chunk_size: int) -> list[str]:
 
 
 def chunk_note(note: Note, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[Chunk]:
-    """All chunks of one note, in reading order: a summary chunk, then the sections."""
+    """All chunks of one note, in reading order: a summary chunk, the definitions ("In short"), the sections."""
     splitter = ExperimentalMarkdownSyntaxTextSplitter(headers_to_split_on=HEADERS, strip_headers=True)
     sections: list[tuple[tuple[str, ...], list[str]]] = []
     for doc in splitter.split_text(note.body):
@@ -165,6 +166,12 @@ def chunk_note(note: Note, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[Chunk]:
     chunks = []
     if note.summary:
         chunks.append(make((note.title,), 0, note.summary, "summary"))
+    short = [note.definition, *note.definitions.values()]
+    if any(short):
+        # The one-sentence definitions from the front matter: the direct answers to "What is ...?".
+        blocks = [(s, False) for s in short if s]
+        for position, piece in enumerate(_pack(blocks, chunk_size)):
+            chunks.append(make((note.title, IN_SHORT), position, piece, "in-short"))
     seen: dict[str, int] = {}
     for path, parts in sections:
         text = "\n\n".join(p.strip("\n") for p in parts if p.strip())

@@ -139,8 +139,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print()
     for notice in final.notices:
         print(f"note: {notice}", file=sys.stderr)
-    if not shown or final.fallback:  # nothing streamed, or the streamed answer was replaced
-        print(("\n" if shown else "") + final.text)
+    streamed = final.text if not shown else None
+    if shown and (final.fallback or (final.support or {}).get("checked", 0) != (final.support or {}).get(
+            "supported", 0)):  # the support check changed what streamed: show the checked answer
+        print("\nChecked answer:")
+        streamed = final.text
+    if streamed is not None:
+        print(streamed)
+    if final.support and final.covered:
+        print(f"\nSupport: {final.support['summary']}")
     if final.citations:
         print("\nSources:")
         for c in final.citations:
@@ -149,15 +156,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from rag.answering import DEFAULT_GENERATOR
     from rag.evaluation import run_eval
 
     modes = tuple(args.mode) if args.mode else None  # None: every mode, eval_modes()
-    summary = run_eval(generators=tuple(args.generator or ["extractive"]), limit=args.limit, modes=modes,
+    summary = run_eval(generators=tuple(args.generator or [DEFAULT_GENERATOR]), limit=args.limit, modes=modes,
                        progress=not args.json)
     if args.json:
         slim = {**summary, "retrieval": {m: {k: v for k, v in r.items() if k != "misses@5"}
                                          for m, r in summary["retrieval"].items()},
-                "answers": [{k: v for k, v in a.items() if k != "examples"} for a in summary["answers"]]}
+                "answers": [{k: v for k, v in a.items() if k not in ("examples", "gold_misses")}
+                            for a in summary["answers"]]}
         print(json.dumps(slim, indent=2))
     else:
         from rag.evaluation import markdown_report
@@ -231,19 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", help="the question")
     p.add_argument("--k", type=int, default=5, help="how many chunks to give the model (default 5)")
     p.add_argument("--mode", default="hybrid", choices=all_modes(MODES), help="retrieval mode (default hybrid)")
-    p.add_argument("--generator", default="smollm2",
-                   help="smollm2 (default), extractive, hf:<model dir>, openai:<base_url>#<model>")
+    p.add_argument("--generator", default="composed",
+                   help="composed (default: the notes' own sentences, composed to answer), smollm2, "
+                        "smollm2+lora:<adapter>, scratch, extractive, hf:<model dir>, openai:<base_url>#<model>")
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit in tokens (default 256)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy decoding (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object with answer, citations and hits")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="measure retrieval and answers on the development questions",
-                       description="Recall@k, MRR, nDCG per retrieval mode; key-term coverage, citation precision "
-                                   "and refusals for answers. Writes JSON, Markdown and a PNG under "
+                       description="Recall@k, MRR, nDCG per retrieval mode; for answers, gold-statement recall, "
+                                   "supported sentences, direct openings, refusals, replacements and latency. "
+                                   "Writes JSON, Markdown and a PNG under "
                                    "MATHRAG_HOME/reports/.")
     p.add_argument("--generator", action="append", help="generator(s) to evaluate answers with "
-                   "(repeatable; default extractive)")
+                   "(repeatable; default composed)")
     p.add_argument("--limit", type=int, default=None, help="answer only this many questions per generator")
     p.add_argument("--mode", action="append", choices=[*all_modes(MODES), "hybrid+spread"],
                    help="retrieval mode(s) to measure (repeatable; default: all)")

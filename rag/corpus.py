@@ -48,8 +48,8 @@ REQUIRED_SECTIONS = (
     "See also",
 )
 
-REQUIRED_KEYS = ("title", "area", "tags", "prerequisites", "related_code", "summary")
-OPTIONAL_KEYS = ("aliases",)
+REQUIRED_KEYS = ("title", "area", "tags", "prerequisites", "related_code", "summary", "definition")
+OPTIONAL_KEYS = ("aliases", "definitions")
 MIN_WORDS, MAX_WORDS = 400, 1500
 MAX_NOTE_BYTES = 1_000_000  # a note is one concept; a file this large is a mistake (or not a note)
 # Modules a check block may import: numpy and a few pure-Python helpers.
@@ -86,6 +86,8 @@ class Note:
     path: Path  # absolute path on disk
     source: str  # path relative to the repository root, e.g. corpus/calculus/gradient.md
     body_line: int = 1  # line of the file where the body starts
+    definition: str = ""  # one sentence a teacher would say to "What is <title>?", with its formula
+    definitions: dict[str, str] = field(default_factory=dict)  # the same for other concepts the note defines
     meta: dict = field(default_factory=dict)
 
     @property
@@ -171,12 +173,31 @@ def parse_note(path: Path, root: Path | None = None) -> Note:
         related_code=str_list("related_code"),
         summary=str(meta.get("summary") or "").strip(),
         aliases=str_list("aliases"),
+        definition=str(meta.get("definition") or "").strip(),
+        definitions=_definitions(meta.get("definitions"), source),
         body="\n".join(lines[end + 1 :]) + "\n",
         path=path.resolve(),
         source=source,
         body_line=end + 2,
         meta=meta,
     )
+
+
+def _definitions(value: object, source: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise NoteError(f"{source}: front matter 'definitions' must map each term to one sentence")
+    return {k.strip(): v.strip() for k, v in value.items()}
+
+
+def definition_problem(sentence: str) -> str | None:
+    """Why a front-matter definition is not one sentence with inline math, or None."""
+    if not sentence or "\n" in sentence or not sentence.endswith(".") or sentence.count("$") % 2 or "$$" in sentence:
+        return "must be one sentence ending with a period, with inline math only"
+    if len(sentence) > 400:
+        return f"is {len(sentence)} characters; say it in one sentence of at most 400"
+    return None
 
 
 def note_paths(corpus_dir: Path | None = None) -> list[Path]:
@@ -352,6 +373,11 @@ def validate_note(note: Note, root: Path | None = None) -> list[str]:
         problems.append("'tags' is empty")
     if not note.summary or "\n" in note.summary or not note.summary.endswith("."):
         problems.append("'summary' must be one sentence ending with a period")
+    if "definition" in meta and (why := definition_problem(note.definition)):
+        problems.append(f"'definition' {why}")
+    for term, sentence in note.definitions.items():
+        if why := definition_problem(sentence):
+            problems.append(f"'definitions' of '{term}' {why}")
     if note.slug in note.prerequisites:
         problems.append("lists itself as a prerequisite")
     for rel in note.related_code:

@@ -26,18 +26,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from rag.answering import answer
+from rag.answering import DEFAULT_GENERATOR, Answer, answer
 from rag.artifacts import write_atomic
+from rag.compose import ASKS, classify
+from rag.mathnorm import pattern_found
 from rag.plugins import all_modes, load_retriever
 from rag.retriever import MODES, Retriever
 from rag.settings import Settings, get_settings
+from rag.support import CITATION_RE, split_sentences
 
 DATASET = Path(__file__).resolve().parent / "data" / "dev_questions.jsonl"
 MULTIHOP = Path(__file__).resolve().parent / "data" / "multihop_questions.jsonl"
@@ -51,6 +55,11 @@ class Question:
     notes: list[str]
     key_terms: list[str]
     kind: str
+    asks: str = ""  # hand label of what the question asks for (rag.compose.ASKS)
+    gold: list[str] = field(default_factory=list)  # a correct answer matches at least one (rag.mathnorm)
+    must_not: list[str] = field(default_factory=list)  # ... and none of these (a typical confusion)
+    why: str = ""  # the gold fact, in words, for a person reading the report
+    problem: str = ""  # a known problem with the question, if any
 
     @property
     def answerable(self) -> bool:
@@ -67,6 +76,35 @@ def load_questions(path: Path = DATASET) -> list[Question]:
                 except (ValueError, TypeError) as exc:
                     raise ValueError(f"{path}:{n}: not a valid question ({exc})") from None
     return rows
+
+
+def gold_found(q: Question, text: str) -> bool:
+    """The answer states the gold fact (one of ``gold``) and none of the typical confusions (``must_not``)."""
+    return any(pattern_found(p, text) for p in q.gold) and not any(pattern_found(p, text) for p in q.must_not)
+
+
+# Openings that do not answer: the note describing itself, the check's prose, a link line.
+_NOT_AN_ANSWER = re.compile(r"^\W*(?:this note|the note|the check|this check|defines |explains |derives |covers |"
+                            r"see |read next)", re.I)
+
+
+def opens_directly(reply: Answer, asks: str) -> bool:
+    """Whether the answer's first sentence answers: it cites a passage that is not the note's summary, its
+    check or links, nor (unless asked for) a worked-example fragment or a pitfall bullet, and it does not
+    describe the note."""
+    sentences = split_sentences(reply.text)
+    if not sentences or _NOT_AN_ANSWER.match(sentences[0]):
+        return False
+    numbers = [int(n) for m in CITATION_RE.finditer(sentences[0]) for n in m.group(1).split(",")]
+    if not numbers or not 1 <= numbers[0] <= len(reply.hits):
+        return False
+    heading = reply.hits[numbers[0] - 1].heading
+    section = heading.split(" > ")[1] if " > " in heading else "summary"
+    if section in ("summary", "Numerical check", "See also", "References"):
+        return False
+    if section == "Worked example" and asks != "example":
+        return False
+    return not (section == "Pitfalls and failure modes" and asks != "failure")
 
 
 def term_found(term: str, text: str) -> bool:
@@ -132,8 +170,11 @@ def evaluate_retrieval(retriever: Retriever, questions: list[Question], modes=MO
 # --------------------------------------------------------------------------- answers
 
 
-def evaluate_answers(retriever: Retriever, questions: list[Question], generator: str = "extractive",
-                     mode: str = "hybrid", k: int = 5, limit: int | None = None, progress: bool = True) -> dict:
+def evaluate_answers(retriever: Retriever, questions: list[Question], generator: str = DEFAULT_GENERATOR,
+                     mode: str = "hybrid", k: int = 5, limit: int | None = None, progress: bool = True,
+                     shown: int = 20) -> dict:
+    """Answer quality for one generator: the gold statement, sentence support, a direct opening, refusals,
+    replacements and time; and ``shown`` answers in full, for a person to read."""
     answerable = [q for q in questions if q.answerable]
     outside = [q for q in questions if not q.answerable]
     if limit:
@@ -141,7 +182,9 @@ def evaluate_answers(retriever: Retriever, questions: list[Question], generator:
         n_out = max(1, round(limit * len(outside) / len(questions)))
         answerable, outside = answerable[: limit - n_out], outside[:n_out]
     coverage, cited_ok, cited_all, gold_cited, latencies, first_tokens, groundings = [], 0, 0, 0, [], [], []
-    false_refusals, refused_outside, fallbacks, examples = 0, 0, 0, []
+    false_refusals, refused_outside, fallbacks, replaced, examples = 0, 0, 0, 0, []
+    gold_hits, gold_total, direct, sentences, supported, wrong_refusals = 0, 0, 0, 0, 0, []
+    misses: list[dict] = []
     for q in tqdm(answerable + outside, desc=f"answers ({generator})", disable=not progress, leave=False):
         reply = answer(q.question, retriever=retriever, generator=generator, mode=mode, k=k)
         latencies.append(reply.seconds)
@@ -150,36 +193,72 @@ def evaluate_answers(retriever: Retriever, questions: list[Question], generator:
         if reply.grounding is not None:
             groundings.append(reply.grounding)
         fallbacks += reply.fallback is not None
+        check = reply.support or {}
+        replaced += reply.fallback is not None or bool(check.get("replaced") or check.get("removed"))
         if not q.answerable:
             refused_outside += not reply.covered
+            if reply.covered:
+                wrong_refusals.append(q.question)
             continue
         if not reply.covered:
             false_refusals += 1
+        sentences += check.get("checked", 0)
+        supported += check.get("supported", 0)
+        direct += reply.covered and opens_directly(reply, q.asks or classify(q.question))
+        if q.gold:
+            gold_total += 1
+            ok = reply.covered and gold_found(q, reply.text)
+            gold_hits += ok
+            if not ok:
+                misses.append({"id": q.id, "question": q.question, "gold": q.why or q.gold[0]})
         coverage.append(sum(term_found(t, reply.text) for t in q.key_terms) / len(q.key_terms))
         for c in reply.citations:
             cited_all += 1
             cited_ok += any(term_found(t, reply.hits[c.number - 1].text) for t in q.key_terms)
         gold_cited += any(c.source in q.notes for c in reply.citations)
-        if len(examples) < 3:
-            examples.append({"question": q.question, "answer": reply.text,
-                             "citations": [f"[{c.number}] {c.source}" for c in reply.citations]})
+        if len(examples) < shown and (len(answerable) <= shown or hash(q.id) % max(1, len(answerable) // shown) == 0):
+            examples.append({"id": q.id, "question": q.question, "answer": reply.text,
+                             "support": check.get("summary", ""), "gold": q.why,
+                             "gold_found": bool(q.gold) and gold_found(q, reply.text),
+                             "citations": [f"[{c.number}] {c.source} › {c.heading.split(' > ', 1)[-1]}"
+                                           for c in reply.citations]})
     n = len(answerable)
     return {
         "generator": generator,
         "mode": mode,
         "questions": n + len(outside),
+        "gold_recall": gold_hits / gold_total if gold_total else None,
+        "gold_questions": gold_total,
+        "supported_sentence_rate": supported / sentences if sentences else None,
+        "direct_opening_rate": direct / n if n else 0.0,
         "key_term_coverage": statistics.fmean(coverage) if coverage else 0.0,
         "citation_precision": cited_ok / cited_all if cited_all else 0.0,
         "gold_note_cited": gold_cited / n if n else 0.0,
         "refusal_accuracy": refused_outside / len(outside) if outside else float("nan"),
         "false_refusal_rate": false_refusals / n if n else 0.0,
         "fallback_rate": fallbacks / (n + len(outside)),
+        "replaced_rate": replaced / (n + len(outside)),
         "mean_grounding": statistics.fmean(groundings) if groundings else None,
         "latency_p50_s": percentile(latencies, 50),
         "latency_p95_s": percentile(latencies, 95),
         "first_token_p50_s": percentile(first_tokens, 50) if first_tokens else None,
+        "gold_misses": misses,
+        "answered_outside": wrong_refusals,
         "examples": examples,
     }
+
+
+def evaluate_classifier(questions: list[Question]) -> dict:
+    """How often ``rag.compose.classify`` agrees with the hand labels of what a question asks for."""
+    labelled = [q for q in questions if q.asks in ASKS]
+    confusion: dict[str, dict[str, int]] = {}
+    for q in labelled:
+        row = confusion.setdefault(q.asks, {})
+        guess = classify(q.question)
+        row[guess] = row.get(guess, 0) + 1
+    right = sum(row.get(label, 0) for label, row in confusion.items())
+    return {"questions": len(labelled), "accuracy": right / len(labelled) if labelled else None,
+            "confusion": confusion}
 
 
 # --------------------------------------------------------------------------- report
@@ -203,14 +282,46 @@ def markdown_report(summary: dict) -> str:
         for mode, r in summary["retrieval_multihop"].items():
             lines.append(f"| {mode} | {r['coverage@5']:.3f} | {r['coverage@10']:.3f} | {r['recall@5']:.3f} "
                          f"| {r['mrr']:.3f} | {r['latency_p50_ms']:.1f} |")
+    if summary.get("answers"):
+        lines += ["", "## Answers", "",
+                  "Gold recall: the answer states the question's gold fact (a formula or claim, after LaTeX "
+                  "normalisation) and none of its typical confusions. Supported: sentences supported by the "
+                  "passage they cite. Direct: the first sentence answers (not a description of the note, its check, "
+                  "a pitfall or an example fragment). Replaced: answers in which the support check replaced or "
+                  "removed a sentence, or the whole answer.", "",
+                  "| generator | gold recall | supported | direct | refusal acc. | false refusals | replaced "
+                  "| p50 s | p95 s | first token p50 s |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+        def f(value) -> str:
+            return "-" if value is None else f"{value:.3f}"
+
+        for a in summary["answers"]:
+            lines.append(f"| {a['generator']} | {f(a['gold_recall'])} | {f(a['supported_sentence_rate'])} "
+                         f"| {f(a['direct_opening_rate'])} | {f(a['refusal_accuracy'])} | {f(a['false_refusal_rate'])} "
+                         f"| {f(a['replaced_rate'])} | {a['latency_p50_s']:.2f} | {a['latency_p95_s']:.2f} "
+                         f"| {f(a['first_token_p50_s'])} |")
+    clf = summary.get("classifier")
+    if clf and clf.get("accuracy") is not None:
+        lines += ["", f"## What the question asks for ({clf['questions']} hand-labelled questions)", "",
+                  f"Rule-based classifier accuracy: {clf['accuracy']:.3f}.", "",
+                  "| label | " + " | ".join(ASKS) + " |", "|---" * (len(ASKS) + 1) + "|"]
+        for label in ASKS:
+            row = clf["confusion"].get(label, {})
+            lines.append(f"| {label} | " + " | ".join(str(row.get(g, 0)) for g in ASKS) + " |")
     for a in summary.get("answers", []):
-        lines += ["", f"## Answers: {a['generator']} ({a['mode']}, {a['questions']} questions)", "",
-                  "| metric | value |", "|---|---|"]
-        for key in ("key_term_coverage", "citation_precision", "gold_note_cited", "refusal_accuracy",
-                    "false_refusal_rate", "fallback_rate", "mean_grounding", "latency_p50_s", "latency_p95_s",
-                    "first_token_p50_s"):
-            value = a[key]
-            lines.append(f"| {key.replace('_', ' ')} | {'-' if value is None else f'{value:.3f}'} |")
+        if a.get("gold_misses"):
+            lines += ["", f"## {a['generator']}: gold statement missed ({len(a['gold_misses'])})", ""]
+            lines += [f"- `{m['id']}` {m['question']} (gold: {m['gold']})" for m in a["gold_misses"]]
+        if a.get("answered_outside"):
+            lines += ["", f"## {a['generator']}: out-of-scope questions answered ({len(a['answered_outside'])})", ""]
+            lines += [f"- {q}" for q in a["answered_outside"]]
+    if summary.get("answers"):
+        a = summary["answers"][0]
+        lines += ["", f"## {len(a['examples'])} answers in full ({a['generator']})", ""]
+        for e in a["examples"]:
+            verdict = "gold found" if e["gold_found"] else "gold not found"
+            lines += [f"### `{e['id']}` {e['question']}", "", e["answer"], "",
+                      f"*{e['support']} {verdict} ({e['gold']}).*", ""]
     misses = summary["retrieval"].get("hybrid", {}).get("misses@5", [])
     if misses:
         lines += ["", "## Hybrid misses at 5", ""]
@@ -249,7 +360,7 @@ def eval_modes() -> tuple[str, ...]:
     return (*MODES, "hybrid+spread", *all_modes(MODES)[len(MODES):])
 
 
-def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = ("extractive",),
+def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = (DEFAULT_GENERATOR,),
              limit: int | None = None, modes=None, progress: bool = True, dataset: Path = DATASET,
              multihop: Path | None = MULTIHOP) -> dict:
     """Retrieval for every mode (those of installed plugins too) on the development and multi-hop sets,
@@ -267,6 +378,7 @@ def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = 
         "retrieval": evaluate_retrieval(retriever, questions, modes, progress=progress),
         "answers": [evaluate_answers(retriever, questions, generator=g, limit=limit, progress=progress)
                     for g in generators],
+        "classifier": evaluate_classifier(questions),
     }
     if multihop is not None and multihop.is_file():
         hard = load_questions(multihop)

@@ -17,8 +17,12 @@ Backends (the string's form):
 - ``hf:<path>``: any local Hugging Face causal-LM directory.
 - ``openai:<base_url>#<model>``: any OpenAI-compatible chat server (vLLM,
   llama.cpp server, Ollama), streamed over server-sent events.
-- ``extractive``: no language model; the answer is made of the context
-  sentences closest to the question, each with its citation.
+- ``composed`` (the default): no language model; the answer is composed from
+  the notes' structure by ``rag.compose`` (a direct sentence first, the key
+  formula when one is asked for, the section to read next), every sentence a
+  note's own, cited.
+- ``extractive``: no language model; the context sentences closest to the
+  question, each with its citation (the baseline the composer replaced).
 - ``scratch``: SmolLM2-135M-Instruct run entirely by the project's own code
   (``from_scratch``): its BPE tokenizer, its chat template, its GPT with a KV
   cache, all loaded from the same GGUF file.
@@ -45,7 +49,7 @@ import numpy as np
 from rag.models import GENERATOR_MODEL_ID, generator_gguf_path, load_embedder
 from rag.settings import Settings, get_settings
 
-GENERATOR_KINDS = ("smollm2", "smollm2+lora:<adapter>", "scratch", "hf:<path>", "openai:<base_url>#<model>",
+GENERATOR_KINDS = ("composed", "smollm2", "smollm2+lora:<adapter>", "scratch", "hf:<path>", "openai:<base_url>#<model>",
                    "extractive")
 CONVERTED_FORMAT = 1
 
@@ -368,6 +372,16 @@ class ExtractiveGenerator:
         yield self.answer(question.rsplit("Question:", 1)[-1].strip(), context)
 
 
+class ComposedGenerator(ExtractiveGenerator):
+    """The default: ``rag.answering`` composes the answer from the notes' structure (``rag.compose``).
+
+    Composing needs the whole note, not only the retrieved context, so ``rag.answering`` does it
+    itself; ``stream`` (for callers with only a context) answers like the extractive backend.
+    """
+
+    name = "composed"
+
+
 # --------------------------------------------------------------------------- choosing a backend
 
 
@@ -385,6 +399,8 @@ def _cached(spec: str, home: str) -> Generator:
         return gen
     if spec == "extractive":
         return ExtractiveGenerator()
+    if spec == "composed":
+        return ComposedGenerator()
     if spec == "scratch":
         try:
             return ScratchGenerator()
@@ -416,7 +432,7 @@ def _with_adapter(model, path: Path):
     return PeftModel.from_pretrained(model, str(path)).merge_and_unload().eval()
 
 
-def get_generator(spec: str = "smollm2", settings: Settings | None = None) -> Generator:
+def get_generator(spec: str = "composed", settings: Settings | None = None) -> Generator:
     """The generator named by ``spec``, created once per process."""
     settings = settings or get_settings()
     return _cached(spec.strip(), str(settings.home))

@@ -32,9 +32,9 @@ def test_the_endpoint_is_named_chat(client):
 
 
 def test_only_working_generators_are_offered(engine, dead_endpoint):
-    assert engine.generators[:3] == ["smollm2", "scratch", "extractive"]
-    assert engine.generators[3] == f"openai:{dead_endpoint}#ghost"  # configured, so offered
-    assert available_generators() == ["smollm2", "scratch", "extractive"]  # not configured now: not offered
+    assert engine.generators[:4] == ["composed", "smollm2", "scratch", "extractive"]  # the default first
+    assert engine.generators[4] == f"openai:{dead_endpoint}#ghost"  # configured, so offered
+    assert available_generators() == ["composed", "smollm2", "scratch", "extractive"]  # not configured: not offered
 
 
 def turn(engine, message, generator="extractive", history=None):

@@ -56,6 +56,7 @@ def write_note(folder, slug="tiny", *, title="Tiny Note", slope=6, prereqs="[]",
         prerequisites: {prereqs}
         related_code: []
         summary: A tiny note for tests.
+        definition: 'The slope of $f(x) = 2x$ is $2$.'
         """)
     path = area / f"{slug}.md"
     path.write_text(f"---\n{front}---\n{body}", encoding="utf-8")
@@ -106,11 +107,12 @@ def test_load_corpus_skips_a_broken_note_and_keeps_the_rest(tmp_path):
 
 
 def test_rules_catch_schema_and_layout_mistakes(tmp_path):
-    front = "title: Tiny Note\narea: algebra\ntags: []\nprerequisite: [x]\nsummary: no period\n"
+    front = ("title: Tiny Note\narea: algebra\ntags: []\nprerequisite: [x]\nsummary: no period\n"
+             "definition: 'Two sentences. Here $x$\n'\ndefinitions:\n  slope: 'The slope is $m$.'\n")
     note = parse_note(write_note(tmp_path, front=front), root=tmp_path)
     problems = "\n".join(validate_note(note, root=tmp_path))
     for expected in ["missing 'prerequisites'", "unknown key 'prerequisite'", "area 'algebra'", "'tags' is empty",
-                     "'summary' must be one sentence"]:
+                     "'summary' must be one sentence", "'definition' must be one sentence ending with a period"]:
         assert expected in problems
 
 

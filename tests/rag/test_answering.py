@@ -56,9 +56,21 @@ def test_ungrounded_model_answer_is_replaced(small_retriever):
     with fake_openai(nonsense) as url:
         reply = answer("What is the derivative of tanh?", retriever=small_retriever,
                        generator=f"openai:{url}#tiny-model")
-    assert reply.grounding < 0.65 and reply.fallback == "extractive"
-    assert "not grounded in the notes" in reply.notices[0]
+    assert reply.fallback == "composed" and reply.support["supported"] == reply.support["checked"]
+    assert "none of" in reply.notices[0] and "was supported by the passage it cites" in reply.notices[0]
     assert "brain" not in reply.text and reply.citations[0].source == TANH
+
+
+def test_only_the_unsupported_sentence_of_a_model_answer_goes(small_retriever):
+    mixed = ("Tanh is a rescaled sigmoid with outputs in (-1, 1) [1]. "
+             "Its derivative is $1+\\frac{1}{\\sqrt{5}}$ [1].")
+    with fake_openai(mixed) as url:
+        reply = answer("What is the derivative of tanh?", retriever=small_retriever,
+                       generator=f"openai:{url}#tiny-model")
+    assert reply.fallback is None and "\\sqrt{5}" not in reply.text
+    assert reply.text.startswith("Tanh is a rescaled sigmoid")
+    assert reply.support["checked"] == 2 and reply.support["supported"] == 1
+    assert "1 of tiny-model" not in reply.notices[0] and "not supported by the passage they cite" in reply.notices[0]
 
 
 def test_guard_can_be_turned_off(small_retriever):
@@ -117,4 +129,4 @@ def test_an_uncited_grounded_answer_gets_a_citation(small_retriever):
         reply = answer("What is the derivative of tanh?", retriever=small_retriever,
                        generator=f"openai:{url}#tiny-model")
     assert reply.fallback is None and reply.citations and reply.citations[0].source == TANH
-    assert reply.text.startswith("The quotient rule gives") and reply.text.endswith("[1]")
+    assert reply.text.startswith("The quotient rule gives") and reply.text.split("\n")[0].endswith("[1]")

@@ -59,11 +59,15 @@ def test_eval_command_writes_its_reports():
     for r in summary["retrieval_multihop"].values():
         assert 0 < r["coverage@5"] <= r["coverage@10"] <= 1 and r["recall@5"] >= r["coverage@5"]
     answers = summary["answers"][0]
-    assert answers["generator"] == "extractive" and answers["questions"] == 12
+    assert answers["generator"] == "composed" and answers["questions"] == 12
+    for key in ("gold_recall", "supported_sentence_rate", "direct_opening_rate", "replaced_rate"):
+        assert 0 <= answers[key] <= 1, key
+    assert summary["classifier"]["questions"] >= 150 and summary["classifier"]["accuracy"] > 0.5
     for name in ("eval.json", "eval.md", "eval_retrieval.png"):
         path = Path(os.environ["MATHRAG_HOME"]) / "reports" / name
         assert path.is_file() and path.stat().st_size > 200
-    assert "## Multi-hop retrieval" in (Path(os.environ["MATHRAG_HOME"]) / "reports" / "eval.md").read_text()
+    report = (Path(os.environ["MATHRAG_HOME"]) / "reports" / "eval.md").read_text()
+    assert "## Multi-hop retrieval" in report and "| gold recall |" in report and "answers in full" in report
     assert (Path(os.environ["MATHRAG_HOME"]) / "reports/eval_retrieval.png").read_bytes()[:4] == b"\x89PNG"
 
 

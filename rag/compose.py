@@ -1,0 +1,368 @@
+"""Compose an answer from the notes' own structure: a direct sentence first, the formula when asked, a link.
+
+Every note has the same shape (In short, Intuition, Definition and derivation,
+Worked example, How it is used in ML, Pitfalls and failure modes, Numerical
+check), and each kind of question is answered by particular sections:
+
+| the question asks for | answered from |
+|---|---|
+| ``definition`` (what is X) | the note's one-sentence definition ("In short"), then the Definition section |
+| ``formula`` (the formula, derivative, update rule) | the Definition section's display equations |
+| ``why`` | Intuition, Definition, How it is used |
+| ``how`` (how it works, how to compute) | Definition, How it is used, Intuition |
+| ``compare`` (X vs Y) | the definitions of both |
+| ``example`` | Worked example |
+| ``failure`` (when it goes wrong) | Pitfalls |
+
+:func:`classify` recognises the kind with a few ordered rules (measured by
+``mathrag eval`` against hand labels). :func:`compose` then:
+
+1. picks the note the question is about (the best retrieved note, or one whose
+   name the question says) and the concept it names ("the derivative of the
+   *sigmoid*" -> the sigmoid's subsection);
+2. scores every sentence of that note by its similarity to the question plus a
+   bonus for the sections that answer this kind of question and for naming
+   the concept; the numerical check, "See also", the front-matter summary (a
+   description of the note) and, unless asked for, worked-example fragments
+   and pitfall bullets are never candidates;
+3. leads with the one sentence that answers directly: the concept's
+   definition for "what is", the best sentence with its display equation for a
+   formula; adds at most two sentences that help (the key equation, a reason,
+   an example), in reading order;
+4. cites each sentence's passage and ends with the exact section to read next.
+
+Every sentence is a note's own sentence, so the support check
+(``rag.support``) passes it verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.chunking import IN_SHORT, Chunk
+from rag.corpus import Note
+from rag.support import content_words
+
+ASKS = ("definition", "formula", "why", "how", "compare", "example", "failure")
+
+# Ordered rules: the first that matches decides.
+_RULES: list[tuple[str, re.Pattern]] = [
+    ("failure", re.compile(r"\b(?:fail\w*|go(?:es)? wrong|went wrong|going wrong|what'?s wrong|what is wrong|"
+                           r"what happened|did I (?:forget|do wrong|miss)|what did I|the cause|crash\w*|blows? up|"
+                           r"nans?|never (?:stops|converges|settles)|got (?:way )?worse|is useless|bug\b|pitfalls?|"
+                           r"break(?:s)? down|problems? with|"
+                           r"goes? bad|when (?:should I )?not|dangers?|downsides?|drawbacks?|what goes wrong|"
+                           r"misconceptions?|can go wrong|numerical(?:ly)? (?:issues?|problems?|unstable))\b", re.I)),
+    ("compare", re.compile(r"\b(?:difference between|differ(?:s|ent)? from|differ\b|versus|vs\.?|compare[ds]?|"
+                           r"comparison|relat(?:ed|ion|ionship) (?:to|between|with)|connection between|"
+                           r"connected to|same as|instead of)\b", re.I)),
+    ("example", re.compile(r"\b(?:examples?|worked|for instance|show me|walk (?:me )?through|work through|"
+                           r"step by step for|evaluate .* at|fit .* to the points|"
+                           r"what (?:is|are) .* (?:at|for) (?:x|t|n|p|k) ?=)\b|\(\d+, ?\d+\)|\d+/\d+, \d+/\d+|"
+                           r"\bof a (?:single|fair)\b", re.I)),
+    ("why", re.compile(r"^\s*why\b|\bwhy\b|\bwhat(?: is|'s) the (?:point|reason|purpose|intuition)\b|\breason\b|"
+                       r"\bpurpose\b|\bmotivat\w+|where does .* come from|\bis that a\b|\bisn'?t\b", re.I)),
+    ("formula", re.compile(r"\b(?:formula|derivative|differentiat\w*|equation|expression|closed[- ]form|"
+                           r"update rule|rule for|gradient of|partial derivative|write (?:down|out)|"
+                           r"(?:how (?:do|does|can) (?:you|I|we|one) )?(?:compute|calculate)\b|"
+                           r"how is .* (?:computed|calculated|defined)|in terms of|identity|theorem|"
+                           r"expansion|(?:newton|learning) (?:step|rule)|mass function|objective|decomposition|"
+                           r"hinge loss|how many|how much|largest learning rate|what weight|estimate of|"
+                           r"(?:the )?(?:map|mle|maximum likelihood) estimate|"
+                           r"(?:variance|expectation|mean|entropy|loss|probability|density|norm) of)", re.I)),
+    ("how", re.compile(r"^\s*how\b|\bwhat happens\b|\bsteps?\b|\bprocedure\b|\balgorithm\b|\bwork\b|\bworks\b",
+                       re.I)),
+]
+
+# Section bonuses per kind of question (added to cosine similarity; sections not listed get 0).
+_SECTION_BONUS: dict[str, dict[str, float]] = {
+    "definition": {IN_SHORT: 0.25, "Definition and derivation": 0.12, "Intuition": 0.05},
+    "formula": {"Definition and derivation": 0.15, IN_SHORT: 0.08, "How it is used in ML": 0.02},
+    "why": {"Intuition": 0.10, "Definition and derivation": 0.08, "How it is used in ML": 0.06, IN_SHORT: 0.02},
+    "how": {"Definition and derivation": 0.10, "How it is used in ML": 0.08, "Intuition": 0.06, IN_SHORT: 0.04},
+    "compare": {IN_SHORT: 0.15, "Definition and derivation": 0.10, "Intuition": 0.06, "How it is used in ML": 0.04},
+    "example": {"Worked example": 0.25, "Definition and derivation": 0.02},
+    "failure": {"Pitfalls and failure modes": 0.25, "How it is used in ML": 0.02},
+}
+# Never an answer: the check's prose, link lists, the note's description of itself.
+_NEVER_SECTIONS = {"Numerical check", "See also", "References", "summary"}
+_ONLY_WHEN_ASKED = {"Worked example": "example", "Pitfalls and failure modes": "failure"}
+_DEPENDENT_START = re.compile(r"^(?:so|then|thus|hence|this|that|these|those|it|its|they|here|there|but|and|or|"
+                              r"also|now|next|finally|first|second|similarly|likewise|again|in (?:short|"
+                              r"particular|other words))\b", re.I)
+_ABOUT_THE_NOTE = re.compile(r"^(?:this note|the note|the check|this check|defines |explains |derives |"
+                             r"covers |shows how)", re.I)
+MAX_EXTRA = 2  # sentences after the lead
+LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or its subsection heading) says
+
+
+def classify(question: str) -> str:
+    """What the question asks for: one of ``ASKS`` (``definition`` when no rule matches)."""
+    for kind, pattern in _RULES:
+        if pattern.search(question):
+            return kind
+    return "definition"
+
+
+# --------------------------------------------------------------------------- the notes as sentences
+
+
+@dataclass
+class Sentence:
+    text: str
+    chunk: Chunk
+    section: str  # the H2 section ("In short", "Definition and derivation", ...)
+    subsection: str  # the H3 heading, or ""
+    bullet: bool = False
+    bare: bool = False  # display math without its introducing sentence
+
+    @property
+    def has_display(self) -> bool:
+        return "$$" in self.text
+
+    @property
+    def has_formula(self) -> bool:
+        return "$$" in self.text or bool(re.search(r"\$[^$]*[=<>≤≥][^$]*\$", self.text))
+
+
+def chunk_sentences(chunk: Chunk) -> list[Sentence]:
+    """The sentences of a chunk; display math stays with the sentence that introduces it, bullets stand alone."""
+    parts = chunk.heading.split(" > ")
+    section = parts[1] if len(parts) > 1 else "summary"
+    subsection = parts[2] if len(parts) > 2 else ""
+    out: list[Sentence] = []
+    for block in re.split(r"\n\s*\n", chunk.text):
+        block = block.strip()
+        if not block or block.startswith(("```", "|", "#")):
+            continue
+        if block.startswith("$$"):  # display math belongs to the sentence that introduces it
+            if out and not out[-1].bullet:
+                out[-1].text += "\n\n" + block
+            else:  # ... which sits at the end of the previous chunk: the display stands alone (never a lead)
+                out.append(Sentence(block, chunk, section, subsection, bare=True))
+            continue
+        continues = bool(out) and out[-1].has_display and not out[-1].bullet and bool(re.match(r"[a-z,;]", block))
+        for item in re.split(r"\n(?=\s*(?:[-*]|\d+\.)\s)", block):
+            if re.match(r"\s*(?:[-*]|\d+\.)\s", item):
+                out.append(Sentence(re.sub(r"\s+", " ", item).strip(), chunk, section, subsection, bullet=True))
+                continue
+            for sentence in prose_sentences(item):
+                if continues:  # "..., $$ ... $$ which is ...": the sentence goes on after the display
+                    out[-1].text += "\n\n" + sentence
+                    continues = False
+                else:
+                    out.append(Sentence(sentence, chunk, section, subsection))
+    return [s for s in out if len(s.text) > 20 and not s.text.rstrip().endswith("?")]
+
+
+def prose_sentences(text: str) -> list[str]:
+    """Sentences of a prose paragraph (sentence ends inside ``$...$`` do not count)."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    masked = re.sub(r"\$[^$]*\$", lambda m: "§" * len(m.group(0)), flat)
+    cuts = [m for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z$(*])", masked)]
+    starts = [0, *(m.end() for m in cuts)]
+    ends = [*(m.start() for m in cuts), len(flat)]
+    return [flat[a:b].strip() for a, b in zip(starts, ends, strict=True) if flat[a:b].strip()]
+
+
+@dataclass
+class NoteBook:
+    """The notes and their chunks, by source: what the composer reads."""
+
+    notes: dict[str, Note]
+    chunks: dict[str, list[Chunk]]
+    _sentences: dict[str, list[Sentence]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def build(cls, notes: list[Note], chunks: list[Chunk]) -> NoteBook:
+        by_source: dict[str, list[Chunk]] = {}
+        for c in chunks:
+            by_source.setdefault(c.source, []).append(c)
+        return cls({n.source: n for n in notes}, by_source)
+
+    def sentences(self, source: str) -> list[Sentence]:
+        with self._lock:
+            if source not in self._sentences:
+                self._sentences[source] = [s for c in self.chunks.get(source, []) for s in chunk_sentences(c)]
+            return self._sentences[source]
+
+    def names(self, source: str) -> list[str]:
+        """What a learner may call the note's concepts: the title (and its parts), aliases, defined terms."""
+        note = self.notes.get(source)
+        if note is None:
+            return []
+        title = re.sub(r"\([^)]*\)", "", note.title)
+        parts = [p.strip() for p in re.split(r":|,| and | vs\.? |&", title) if len(p.strip()) > 2]
+        return list(dict.fromkeys([note.title, *parts, *note.aliases, *note.definitions]))
+
+
+def named_term(question: str, note: Note | None, names: list[str]) -> str | None:
+    """The concept a question names in a note: a term the note defines by name, else the longest name said."""
+    if note is not None:
+        defined = named_in(question, list(note.definitions))
+        if defined:
+            return defined
+    return named_in(question, names)
+
+
+def named_in(question: str, names: list[str]) -> str | None:
+    """The longest of ``names`` that the question says (whole words, ignoring case and plurals)."""
+    best = None
+    for name in names:
+        pattern = r"(?<![\w-])" + re.escape(name.lower()).replace(r"\ ", r"[\s-]+") + r"(?:s|es)?(?![\w-])"
+        if re.search(pattern, question.lower()) and (best is None or len(name) > len(best)):
+            best = name
+    return best
+
+
+# --------------------------------------------------------------------------- composing
+
+
+@dataclass
+class Composed:
+    """A composed answer: its sentences with the chunks they come from, and the section to read next."""
+
+    asks: str
+    source: str
+    concept: str | None
+    sentences: list[Sentence]
+    read_next: Chunk | None
+
+
+def choose_note(question: str, hit_sources: list[str], book: NoteBook) -> tuple[str, str | None]:
+    """(source, concept): the note the question is about and the concept it names there."""
+    named = {s: named_term(question, book.notes.get(s), book.names(s)) for s in dict.fromkeys(hit_sources)}
+    candidates = [(s, n) for s, n in named.items() if n]
+    if candidates:
+        # The note whose concept the question names most specifically; ties go to the better-ranked note.
+        rank = {s: i for i, s in enumerate(dict.fromkeys(hit_sources))}
+
+        def strength(sn: tuple[str, str]) -> tuple:
+            source, name = sn
+            note = book.notes.get(source)
+            main = note is not None and name.lower() in {note.title.lower(), *(a.lower() for a in note.aliases)}
+            return len(name), main, -rank[source]
+
+        source, concept = max(candidates, key=strength)
+        if rank[source] <= 2 or len(concept) >= 6:
+            return source, concept
+    return hit_sources[0], named.get(hit_sources[0])
+
+
+def _allowed(sentence: Sentence, asks: str) -> bool:
+    if sentence.section in _NEVER_SECTIONS or _ABOUT_THE_NOTE.match(sentence.text):
+        return False
+    needed = _ONLY_WHEN_ASKED.get(sentence.section)
+    if needed and needed != asks:
+        return False
+    if sentence.bullet and asks not in ("failure", "example", "how") and sentence.section != "How it is used in ML":
+        return False
+    return not re.fullmatch(r"[-*]?\s*\[[^\]]+\]\([^)]+\).*", sentence.text)  # a link line
+
+
+def _mentions(text: str, concept: str | None) -> bool:
+    return bool(concept) and named_in(text, [concept]) is not None
+
+
+# A sentence's score: how close it is to the question, alone and through its chunk (the chunk's embedding
+# carries its heading and neighbours), the question's words it says, its section's fit to the kind of
+# question, and which retrieved note it is in. Weights chosen on the development questions (gold recall).
+SENTENCE_WEIGHT, CHUNK_WEIGHT, SECTION_WEIGHT = 0.5, 0.5, 0.25
+NOTE_PRIOR = (0.15, 0.08, 0.0)  # bonus for sentences of the first, second and third retrieved note
+EXTRA_MARGIN = 0.25  # an extra sentence scores at most this far below the best
+
+
+def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qvec: np.ndarray,
+            encode, chunk_similarity=None) -> Composed | None:
+    """The composed answer's sentences (see the module docstring); None when the notes have no usable sentence.
+
+    ``qvec`` is the question's normalized embedding; ``encode(texts)`` embeds sentences (normalized rows);
+    ``chunk_similarity(chunk_ids)`` gives the question's cosine with whole chunks (their context), if known.
+    """
+    if not hit_sources:
+        return None
+    named_source, concept = choose_note(question, hit_sources, book)
+    sources = list(dict.fromkeys([named_source, *hit_sources]))[:3]
+    ranked = list(dict.fromkeys(hit_sources))
+    pool = [s for src in sources for s in book.sentences(src) if _allowed(s, asks)]
+    if not pool:
+        return None
+    sims = encode([s.text for s in pool]) @ qvec
+    chunk_sims = chunk_similarity([s.chunk.chunk_id for s in pool]) if chunk_similarity else np.zeros(len(pool))
+    bonus = _SECTION_BONUS.get(asks, {})
+    # The question's own words, beyond the note's name: "bias correction" in "Why does Adam need bias correction?"
+    asked = {src: set(content_words(question)) - set(content_words(" ".join(book.names(src)[:1]))) for src in sources}
+    scores = []
+    for s, sim, csim in zip(pool, sims, chunk_sims, strict=True):
+        src = s.chunk.source
+        rank = ranked.index(src) if src in ranked else len(NOTE_PRIOR) - 1
+        score = SENTENCE_WEIGHT * float(sim) + CHUNK_WEIGHT * float(csim) + SECTION_WEIGHT * bonus.get(s.section, 0.0)
+        score += NOTE_PRIOR[min(rank, len(NOTE_PRIOR) - 1)]
+        if asked[src]:
+            said = set(content_words(s.text + " " + s.subsection))
+            score += LEXICAL_WEIGHT * len(asked[src] & said) / len(asked[src])
+        if asks == "why" and s.subsection.lower().startswith("why"):
+            score += 0.05
+        if src == named_source and concept and (_mentions(s.text, concept) or _mentions(s.subsection, concept)):
+            score += 0.05
+        if asks in ("definition", "compare") and concept and re.search(
+                r"\*\*" + re.escape(concept) + r"s?\*\*", s.text, re.I):
+            score += 0.15  # the sentence where the concept is defined (bold)
+        if asks == "formula":
+            score += 0.12 * s.has_display + 0.05 * s.has_formula
+        scores.append(score)
+    order = sorted(range(len(pool)), key=lambda i: -scores[i])
+    note = book.notes.get(named_source if concept else pool[order[0]].chunk.source)
+    lead = _lead(asks, concept if note is not None and note.source == named_source else None, note, pool, order,
+                 scores)
+    source = lead.chunk.source
+    # The rest comes from the lead's note (for a comparison, also from the other note the question names).
+    same = [i for i in order if pool[i].chunk.source == source or (asks == "compare" and named_in(
+        question, book.names(pool[i].chunk.source)))]
+    chosen = [lead]
+    extras = [i for i in same if pool[i] is not lead and scores[i] >= scores[order[0]] - EXTRA_MARGIN
+              and not (pool[i].bare and asks not in ("formula", "how", "example"))
+              and not _DEPENDENT_START.match(pool[i].text) and pool[i].text not in lead.text]
+    if asks in ("formula", "definition", "how") and not lead.has_display:
+        display = [i for i in same if pool[i].has_display and pool[i] is not lead
+                   and pool[i].section == "Definition and derivation" and scores[i] >= scores[order[0]] - 0.25]
+        extras = display[:1] + [i for i in extras if i not in display[:1]]
+    for i in extras:
+        if len(chosen) > MAX_EXTRA:
+            break
+        if pool[i].text not in {c.text for c in chosen}:
+            chosen.append(pool[i])
+    # The lead first, then the rest in reading order of their notes.
+    position = {id(s): n for src in sources for n, s in enumerate(book.sentences(src))}
+    rest = sorted(chosen[1:], key=lambda s: (s.chunk.source != source, position.get(id(s), 1 << 30)))
+    read_next = next((s.chunk for s in [*rest, lead] if s.section != IN_SHORT and s.chunk.source == source), None)
+    if read_next is None:
+        read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
+    return Composed(asks, source, concept, [lead, *rest], read_next)
+
+
+def _lead(asks: str, concept: str | None, note: Note | None, pool: list[Sentence], order: list[int],
+          scores: list[float]) -> Sentence:
+    """The sentence that answers directly."""
+    short = [s for s in pool if s.section == IN_SHORT]
+    if asks in ("definition", "compare", "how") and short and note is not None:
+        wanted = None
+        if concept:
+            key = next((t for t in note.definitions if t.lower() == concept.lower()), None)
+            if key:
+                wanted = note.definitions[key]
+        if wanted is None and (not concept or concept.lower() in {note.title.lower(), *[
+                a.lower() for a in note.aliases[:2]]} or asks == "definition"):
+            wanted = note.definition
+        match = next((s for s in short if wanted and s.text == re.sub(r"\s+", " ", wanted)), None)
+        if match is not None and (asks == "definition" or scores[pool.index(match)] >= scores[order[0]] - 0.1):
+            return match
+    for i in order:  # the best sentence that stands on its own
+        if not _DEPENDENT_START.match(pool[i].text) and not pool[i].bare:
+            return pool[i]
+    return pool[order[0]]

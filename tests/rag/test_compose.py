@@ -1,0 +1,61 @@
+"""Composed answers: what a question asks for, a direct first sentence, the formula, and the pinned failures."""
+
+import pytest
+
+from rag import answer
+from rag.compose import classify
+from rag.mathnorm import formula_in, pattern_found
+from rag.retriever import Retriever
+from rag.settings import Settings
+
+SIGMOID_NOTE = "corpus/neural_networks/activation_functions.md"
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("What is the Jacobian matrix?", "definition"),
+    ("What is the derivative of the sigmoid function?", "formula"),
+    ("Why does Adam need bias correction?", "why"),
+    ("How does k-means assign points to clusters?", "how"),
+    ("What is the difference between L1 and L2 regularization?", "compare"),
+    ("Give an example of Bayes' theorem with numbers.", "example"),
+    ("When does gradient descent fail to converge?", "failure"),
+])
+def test_what_the_question_asks_for(question, asks):
+    assert classify(question) == asks
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory, copy_notes):
+    root = tmp_path_factory.mktemp("compose")
+    notes = ["neural_networks/activation_functions.md", "calculus/jacobian_hessian.md", "calculus/gradient.md",
+             "linear_algebra/projections_orthogonality.md", "optimization/adam.md"]
+    return Retriever.load(Settings(home=root / "home", corpus_dir=copy_notes(root, notes)), progress=False)
+
+
+def test_the_sigmoid_derivative_answer_shows_the_formula(retriever):
+    reply = answer("What is the derivative of the sigmoid function?", retriever=retriever)
+    assert reply.generator == "composed" and reply.asks == "formula"
+    assert formula_in("\\sigma(x)(1-\\sigma(x))", reply.text)
+    assert reply.citations[0].source == SIGMOID_NOTE
+    assert reply.support["supported"] == reply.support["checked"] >= 1
+    assert "Read next:" in reply.text.splitlines()[-1]
+
+
+def test_the_jacobian_is_not_called_a_matrix_of_second_derivatives(retriever):
+    reply = answer("What is the Jacobian matrix?", retriever=retriever)
+    first = reply.text.split("\n")[0]
+    assert pattern_found("re:jacobian[^.]*matrix of first( partial)? derivatives", first)
+    assert not pattern_found("re:jacobian[^.]*(is|as) the matrix of second", reply.text)
+
+
+def test_no_answer_opens_with_a_description_of_the_note_or_its_check(retriever):
+    for question in ("What is the sigmoid?", "What is a projection?", "What does Adam do?"):
+        reply = answer(question, retriever=retriever)
+        assert not reply.text.startswith(("Defines", "Derives", "Explains", "The check", "This note")), reply.text
+        section = reply.hits[reply.citations[0].number - 1].heading.split(" > ")[1]
+        assert section not in ("Numerical check", "See also", "Pitfalls and failure modes", "Worked example")
+
+
+def test_a_named_but_untaught_topic_is_declined(retriever):
+    reply = answer("What is a Kalman filter?", retriever=retriever)
+    assert not reply.covered
