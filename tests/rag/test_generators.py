@@ -47,8 +47,8 @@ def test_unreachable_server_names_the_url():
 @pytest.mark.parametrize(
     "spec,message",
     [
-        ("gpt-9", re.escape("unknown generator 'gpt-9'; choose one of composed, smollm2, smollm2+lora:<adapter>, scratch, "
-                            "hf:<path>, openai:<base_url>#<model>, extractive")),
+        ("gpt-9", re.escape("unknown generator 'gpt-9'; choose one of composed, smollm2, smollm2+lora:<adapter>, "
+                            "scratch, hf:<path>, openai:<base_url>#<model>, extractive")),
         ("openai:localhost:8000", "openai:<base_url>#<model>"),
         ("hf:/no/such/dir", "no model directory at /no/such/dir"),
     ],
