@@ -18,8 +18,11 @@ it passes through) and adds:
   (``rag.retriever.spread_over_notes``), so a question spanning notes gets passages from each.
 - ``graph-global``: rank the community reports against the question; from each of the best
   communities take its notes' chunks closest to the question (map), then merge them (reduce).
-- ``graph-hybrid``: reciprocal rank fusion of graph-local and the vector hybrid ranking, notes
-  taking turns as in graph-local.
+- ``graph-hybrid``: when the question spans several concepts (it names concepts of two or more
+  notes, or asks for a comparison), reciprocal rank fusion of graph-local and the vector hybrid
+  ranking, notes taking turns; otherwise the vector hybrid ranking itself, so a question about one
+  note keeps that note's passages on top instead of paying for passages of neighbouring notes
+  (the hits graph-local also found keep the subgraph that explains them).
 
 Every hit carries ``subgraph``: the node and edge ids that produced it (seed concept, the path
 walked, the chunk), which the app draws. "local" and "global" are accepted for the first two.
@@ -28,6 +31,7 @@ walked, the chunk), which the app draws. "local" and "global" are accepted for t
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -54,6 +58,12 @@ class GraphHit(Hit):
     """A hit with the part of the graph that led to it."""
 
     subgraph: dict = field(default_factory=lambda: {"nodes": [], "edges": []})
+
+
+# A question that asks more than one thing: two clauses joined, or two questions, or a long one.
+MULTI_PART = re.compile(r",\s*(?:and|then|so)\b|\b(?:and|but) (?:how|why|what|which|when)\b|\?.+\?|\btrace\b|"
+                        r"\bderive it\b|\bfrom .* through\b", re.I | re.S)
+MULTI_PART_WORDS = 25
 
 
 @dataclass
@@ -200,7 +210,29 @@ class GraphRetriever:
         rows = [self.row_of_chunk[c] for c in chunk_ids]
         return self.base.index.vectors[rows] @ qvec if rows else np.zeros(0)
 
-    def _local(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
+    def notes_of(self, concept: str) -> set[str]:
+        """The notes a concept belongs to: a note itself, or the notes whose chunks define the term."""
+        g = self.data.graph
+        d = g.nodes[concept]
+        if d["kind"] == "note":
+            return {d.get("source", "")}
+        return {self.base.index.chunks[self.row_of_chunk[c]].source
+                for u, _, key, data in g.in_edges(concept, keys=True, data=True) if key == "defines"
+                for c in data["provenance"] if c in self.row_of_chunk}
+
+    def spans_notes(self, query: str, seeds: list[Seed]) -> bool:
+        """Whether a question is about several notes: it compares, or it names concepts of two or more notes
+        and asks more than one thing ("How does X turn into Y, and why ...?"): a question that only mentions
+        a second concept in passing ("the gradient of the quadratic form") is still about one note."""
+        from rag.compose import classify
+
+        if classify(query) == "compare":
+            return True
+        named = set().union(*(self.notes_of(s.concept) for s in seeds if s.how == "name")) if seeds else set()
+        several = bool(MULTI_PART.search(query)) or len(query.split()) >= MULTI_PART_WORDS
+        return len(named) >= 2 and several
+
+    def _local(self, query: str, qvec: np.ndarray, k: int, spread: bool = True) -> list[Hit]:
         seeds = self.find_concepts(query, qvec)
         if not seeds:
             self.last_message = "no concept of the graph matches the question"
@@ -219,8 +251,11 @@ class GraphRetriever:
         top = max(s for s, _, _ in support.values())
         scored = sorted(((float(cos[i]) + GRAPH_WEIGHT * support[c][0] / top, float(cos[i]), c)
                          for i, c in enumerate(ids)), reverse=True)
-        scored = [(adjusted, sim, chunk_id) for (_, sim, chunk_id), adjusted in
-                  spread_over_notes(scored, k, score=lambda row: row[0], note=self._note_of)]
+        if spread:
+            scored = [(adjusted, sim, chunk_id) for (_, sim, chunk_id), adjusted in
+                      spread_over_notes(scored, k, score=lambda row: row[0], note=self._note_of)]
+        else:
+            scored = scored[:k]
         hits = []
         for score, sim, chunk_id in scored:
             _, concept, edge = support[chunk_id]
@@ -264,7 +299,8 @@ class GraphRetriever:
 
     def _hybrid(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
         depth = max(4 * k, 20)
-        local = self._local(query, qvec, depth)
+        spread = self.spans_notes(query, self.find_concepts(query, qvec))
+        local = self._local(query, qvec, depth, spread=spread)
         vector = self.base.search(query, k=depth, mode="hybrid")
         fused: dict[str, float] = {}
         for ranking in (local, vector):
@@ -272,9 +308,12 @@ class GraphRetriever:
                 fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         by_id = {h.chunk_id: h for h in vector} | {h.chunk_id: h for h in local}  # graph hits keep their subgraph
         out = []
-        ranked = [(adjusted, chunk_id) for (_, chunk_id), adjusted in
-                  spread_over_notes(sorted(((s, c) for c, s in fused.items()), reverse=True), k,
-                                    score=lambda row: row[0], note=self._note_of)]
+        rows = sorted(((s, c) for c, s in fused.items()), reverse=True)
+        if spread:
+            ranked = [(adjusted, chunk_id) for (_, chunk_id), adjusted in
+                      spread_over_notes(rows, k, score=lambda row: row[0], note=self._note_of)]
+        else:  # one note's question: the vector ranking, the graph only explaining the hits it shares
+            ranked = [(h.score, h.chunk_id) for h in vector[:k]]
         for score, chunk_id in ranked:
             hit = by_id[chunk_id]
             if not isinstance(hit, GraphHit):

@@ -357,7 +357,7 @@ def join_sentences(sentences: Sequence[str]) -> str:
     for s in sentences:
         if not out:
             out = s
-        elif "$$" in s or "$$" in out[-4:] or s.lstrip().startswith(("-", "*")):
+        elif "$$" in s or re.search(r"\$\$\s*(?:\[[\d, ]+\])?$", out) or s.lstrip().startswith(("-", "*")):
             out += "\n\n" + s
         else:
             out += " " + s
