@@ -22,7 +22,7 @@ from graphrag import view as graph_view
 from graphrag.paths import UnknownConcept, learning_path
 from graphrag.store import ensure_graph
 from rag import attention_maps
-from rag.answering import Answer, stream_answer
+from rag.answering import Answer, stream_answer, warm_sentences
 from rag.corpus import Note, load_corpus
 from rag.generators import get_generator
 from rag.index import note_hash, update_index
@@ -84,6 +84,8 @@ class Engine:
         if warm:
             get_generator(generators[0], settings)
             retriever.search("warm up", k=1)
+            # The composer's sentences are embedded once, in the background: the first answers need not wait.
+            threading.Thread(target=warm_sentences, args=(retriever,), daemon=True, name="warm-sentences").start()
         return cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent),
                    settings)
 

@@ -296,6 +296,15 @@ def library(retriever: Retriever) -> Library:
     return lib
 
 
+def warm_sentences(retriever: Retriever) -> int:
+    """Embed every sentence the composer may choose, so no answer pays for it later; returns how many."""
+    lib = library(retriever)
+    texts = [s.text for source in lib.book.chunks for s in lib.book.sentences(source)]
+    for start in range(0, len(texts), 256):
+        _encode(texts[start:start + 256])
+    return len(texts)
+
+
 def _encode(texts: list[str]) -> np.ndarray:
     return sentence_vectors(load_embedder(), texts)
 

@@ -65,3 +65,17 @@ def test_an_answer_can_be_made_from_graph_hits(graph_retriever):
                    generator="extractive")
     assert reply.covered and reply.citations
     assert {c.source for c in reply.citations} & {"corpus/linear_algebra/pca.md", "corpus/linear_algebra/svd.md"}
+
+
+def test_graph_hybrid_spreads_over_notes_only_when_the_question_spans_them(graph_retriever):
+    """A one-note question keeps hybrid's ranking (its note's passages on top); a question that names two
+    notes' concepts and asks two things gets passages from both."""
+    single = "What is the singular value decomposition of a matrix?"
+    assert not graph_retriever.spans_notes(single, graph_retriever.find_concepts(single))
+    hits = graph_retriever.search(single, k=5, mode="graph-hybrid")
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in graph_retriever.search(single, k=5, mode="hybrid")]
+    assert all(isinstance(h, GraphHit) and h.subgraph["nodes"] for h in hits)
+    multi = "Why are principal components eigenvectors of the covariance matrix, and how does the SVD compute them?"
+    assert graph_retriever.spans_notes(multi, graph_retriever.find_concepts(multi))
+    sources = {h.source for h in graph_retriever.search(multi, k=5, mode="graph-hybrid")}
+    assert "corpus/linear_algebra/pca.md" in sources and len(sources) >= 2
