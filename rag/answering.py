@@ -309,6 +309,9 @@ def _encode(texts: list[str]) -> np.ndarray:
     return sentence_vectors(load_embedder(), texts)
 
 
+LIST_ITEM = re.compile(r"\s*(?:[-*]|\d+\.)\s")
+
+
 def cite(sentence: str, number: int) -> str:
     """``sentence`` with ``[number]`` before its closing period (on its own line after display math)."""
     sentence = sentence.rstrip()
@@ -346,7 +349,7 @@ def composed_answer(question: str, hits: list[Hit], lib: Library, qvec: np.ndarr
     parts = [cite(s.text, number_of(s.chunk)) for s in composed.sentences]
     text = parts[0]
     for part in parts[1:]:
-        text += ("\n\n" if "$$" in part or "$$" in text[-8:] or part.lstrip().startswith("-") else " ") + part
+        text += ("\n\n" if "$$" in part or "$$" in text[-8:] or LIST_ITEM.match(part) else " ") + part
     read_next = ""
     if composed.read_next is not None:
         section = " › ".join(composed.read_next.heading.split(" > ")[1:]) or "summary"

@@ -95,8 +95,8 @@ _DEPENDENT_START = re.compile(r"^(?:so|then|thus|hence|this|that|these|those|it|
                               r"also|now|next|finally|first|second|similarly|likewise|again|in (?:short|"
                               r"particular|other words))\b", re.I)
 _ABOUT_THE_NOTE = re.compile(r"^(?:this note|the note|the check|this check|defines |explains |derives |"
-                             r"covers |shows how)", re.I)
-MAX_EXTRA = 2  # sentences after the lead
+                             r"covers |shows how|see )", re.I)
+MAX_EXTRA = 3  # sentences after the lead
 LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or its subsection heading) says
 
 
@@ -310,7 +310,7 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
             score += 0.05
         if src == named_source and concept and (_mentions(s.text, concept) or _mentions(s.subsection, concept)):
             score += 0.05
-        if asks in ("definition", "compare") and concept and re.search(
+        if asks in ("definition", "compare", "formula") and concept and re.search(
                 r"\*\*" + re.escape(concept) + r"s?\*\*", s.text, re.I):
             score += 0.15  # the sentence where the concept is defined (bold)
         if asks == "formula":

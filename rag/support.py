@@ -139,7 +139,8 @@ def _mask_math(text: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """The sentences of an answer, in order; display math and a lone ``[n]`` stay with the sentence before.
+    """The sentences of an answer, in order; display math and a lone ``[n]`` stay with the sentence before,
+    and a list item is one piece however many sentences it has.
 
     Joining the pieces with single spaces or blank lines gives the answer back (up to spacing).
     """
@@ -156,7 +157,9 @@ def split_sentences(text: str) -> list[str]:
         offset = 0
         for line in lines:
             cut = 0
-            for m in re.finditer(r"(?<=[.!?])(?:\s*\[\d+(?:\s*,\s*\d+)*\])?\s+(?=[A-Z$(\\*])", line):
+            bullet = re.match(r"\s*(?:[-*]|\d+\.)\s", line)
+            for m in ([] if bullet else re.finditer(r"(?<=[.!?])(?:\s*\[\d+(?:\s*,\s*\d+)*\])?\s+(?=[A-Z$(\\*])",
+                                                    line)):
                 end = m.start() + len(m.group(0).rstrip())
                 pieces.append(block[offset + cut: offset + end].strip())
                 cut = m.end()
@@ -357,7 +360,7 @@ def join_sentences(sentences: Sequence[str]) -> str:
     for s in sentences:
         if not out:
             out = s
-        elif "$$" in s or re.search(r"\$\$\s*(?:\[[\d, ]+\])?$", out) or s.lstrip().startswith(("-", "*")):
+        elif "$$" in s or re.search(r"\$\$\s*(?:\[[\d, ]+\])?$", out) or re.match(r"\s*(?:[-*]|\d+\.)\s", s):
             out += "\n\n" + s
         else:
             out += " " + s
