@@ -48,7 +48,7 @@ from rag.settings import Settings, get_settings
 
 log = logging.getLogger("mathrag")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the notes' "In short" chunks (front-matter definitions)
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 FLAT_LIMIT = 20_000  # "auto" keeps exact search below this many chunks, and picks HNSW above
 # Approximate-index settings, measured by ``mathrag bench --suite scale``. On real embeddings (the notes

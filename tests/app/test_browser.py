@@ -6,10 +6,13 @@ Chromium can be installed the test is skipped with the reason, except in CI
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+
+from rag.mathnorm import formula_in
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -45,17 +48,27 @@ def ask(page, question: str, timeout_ms: int = 180_000):
 def test_question_gets_a_rendered_cited_answer(page, tmp_path):
     ask(page, "What is the derivative of the sigmoid function?")
     chat = page.locator("#chatbot")
-    assert chat.locator(".katex").count() > 0, "math was not rendered by KaTeX"
+    try:
+        chat.locator(".katex").first.wait_for(timeout=15_000)  # KaTeX renders just after the message arrives
+    except Exception:
+        page.screenshot(path=str(Path(os.environ["MATHRAG_HOME"]) / "no-katex.png"))
+        raise AssertionError(f"math was not rendered by KaTeX: {chat.inner_text()[:800]}") from None
     text = chat.inner_text()
-    assert "[1]" in text or "[2]" in text or "[3]" in text
+    assert re.search(r"\[\d+\]", text), text
     # The default answer is composed from the note, checked sentence by sentence, and says so under it.
     assert "Support:" in text and "supported by the passages they cite" in text and "Read next:" in text
     assert "not supported" not in text and "instead" not in text  # no fallback notice
+    # The formula itself, as KaTeX keeps its LaTeX source: sigma(1 - sigma), in the note's own variable.
+    latex = " ".join(page.locator("#chatbot annotation").all_text_contents())
+    assert any(formula_in(f"\\sigma({v})(1-\\sigma({v}))", latex) for v in "xz"), latex[:500]
     # The sources start collapsed; expanding lists them, and expanding one shows its note and chunk text.
     page.get_by_text("Sources (").last.click()
-    assert "Activation Functions" in chat.inner_text()
-    page.get_by_text("[1] Activation Functions").last.click()
-    page.wait_for_function("document.body.innerText.includes('corpus/neural_networks/activation_functions.md')")
+    listed = chat.inner_text()
+    title = next(t for t in ("Activation Functions", "Logistic Regression") if t in listed)
+    page.get_by_text(re.compile(r"\[\d+\] " + title)).last.click()
+    path = {"Activation Functions": "neural_networks/activation_functions.md",
+            "Logistic Regression": "classical_ml/logistic_regression.md"}[title]
+    page.wait_for_function(f"document.body.innerText.includes('corpus/{path}')")
     shot = Path(os.environ["MATHRAG_HOME"]) / "reports" / "app.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot))
@@ -68,7 +81,9 @@ def test_open_a_cited_note_in_the_notes_tab(page):
     page.locator("#open-note").click()
     view = page.locator("#note-view")
     view.get_by_text("Intuition").first.wait_for(timeout=30_000)
-    assert "corpus/neural_networks/activation_functions.md" in view.inner_text()
+    text = view.inner_text()
+    assert any(f"corpus/{path}" in text for path in ("neural_networks/activation_functions.md",
+                                                       "classical_ml/logistic_regression.md"))
     assert view.locator(".katex").count() > 5
     page.get_by_role("tab", name="Chat").click()
 
