@@ -97,6 +97,7 @@ _DEPENDENT_START = re.compile(r"^(?:so|then|thus|hence|this|that|these|those|it|
 _ABOUT_THE_NOTE = re.compile(r"^(?:this note|the note|the check|this check|defines |explains |derives |"
                              r"covers |shows how|see )", re.I)
 MAX_EXTRA = 3  # sentences after the lead
+REPEAT_SHARE = 0.7  # an extra sentence sharing this much of its words with a chosen one is left out
 LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or its subsection heading) says
 
 
@@ -202,12 +203,14 @@ class NoteBook:
 
 
 def named_term(question: str, note: Note | None, names: list[str]) -> str | None:
-    """The concept a question names in a note: a term the note defines by name, else the longest name said."""
-    if note is not None:
-        defined = named_in(question, list(note.definitions))
-        if defined:
-            return defined
-    return named_in(question, names)
+    """The concept a question names in a note: a term the note defines by name ("the *GELU* activation
+    function"), unless it is only part of a longer name said ("maximum *likelihood* estimation"); else the
+    longest name said."""
+    longest = named_in(question, names)
+    defined = named_in(question, list(note.definitions)) if note is not None else None
+    if defined and not (longest and len(longest) > len(defined) and defined.lower() in longest.lower()):
+        return defined
+    return longest
 
 
 def named_in(question: str, names: list[str]) -> str | None:
@@ -335,7 +338,7 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     for i in extras:
         if len(chosen) > MAX_EXTRA:
             break
-        if pool[i].text not in {c.text for c in chosen}:
+        if not any(_repeats(pool[i].text, c.text) for c in chosen):
             chosen.append(pool[i])
     # The lead first, then the rest in reading order of their notes.
     position = {id(s): n for src in sources for n, s in enumerate(book.sentences(src))}
@@ -344,6 +347,15 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     if read_next is None:
         read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
     return Composed(asks, source, concept, [lead, *rest], read_next)
+
+
+def _repeats(a: str, b: str) -> bool:
+    """Whether sentence ``a`` mostly says again what ``b`` says (the note's definition and its derivation
+    often state the same fact): most of the shorter one's content words are in the other."""
+    wa, wb = set(content_words(a)), set(content_words(b))
+    if not wa or not wb:
+        return a == b
+    return len(wa & wb) / min(len(wa), len(wb)) >= REPEAT_SHARE
 
 
 def _lead(asks: str, concept: str | None, note: Note | None, pool: list[Sentence], order: list[int],

@@ -216,7 +216,7 @@ def evaluate_answers(retriever: Retriever, questions: list[Question], generator:
             cited_all += 1
             cited_ok += any(term_found(t, reply.hits[c.number - 1].text) for t in q.key_terms)
         gold_cited += any(c.source in q.notes for c in reply.citations)
-        if len(examples) < shown and (len(answerable) <= shown or hash(q.id) % max(1, len(answerable) // shown) == 0):
+        if len(examples) < shown and answerable.index(q) % max(1, len(answerable) // shown) == 0:
             examples.append({"id": q.id, "question": q.question, "answer": reply.text,
                              "support": check.get("summary", ""), "gold": q.why,
                              "gold_found": bool(q.gold) and gold_found(q, reply.text),

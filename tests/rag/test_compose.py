@@ -59,3 +59,39 @@ def test_no_answer_opens_with_a_description_of_the_note_or_its_check(retriever):
 def test_a_named_but_untaught_topic_is_declined(retriever):
     reply = answer("What is a Kalman filter?", retriever=retriever)
     assert not reply.covered
+
+
+def test_the_concept_a_question_names():
+    from rag.compose import named_term
+    from rag.corpus import load_corpus
+    from rag.settings import REPO_ROOT
+
+    notes = {n.slug: n for n in load_corpus(REPO_ROOT / "corpus")}
+    act, mle = notes["activation_functions"], notes["maximum_likelihood"]
+    names = [act.title, *act.aliases, *act.definitions]
+    assert named_term("What is the GELU activation function?", act, names).lower() == "gelu"  # not the family
+    names = [mle.title, *mle.aliases, *mle.definitions]
+    assert named_term("What is maximum likelihood estimation?", mle, names).lower() != "likelihood"
+
+
+def test_gold_statements_and_direct_openings_are_judged_as_a_reader_would():
+    from rag.answering import Answer
+    from rag.evaluation import Question, gold_found, opens_directly
+    from rag.retriever import Hit
+
+    q = Question("x", "What is the derivative of the sigmoid?", ["n"], [], "formula", asks="formula",
+                 gold=["\\sigma(x)(1-\\sigma(x))"], must_not=["re:1\\s*\\+\\s*e\\^"])
+    assert gold_found(q, "It is $\\sigma(x)\\bigl(1-\\sigma(x)\\bigr)$ [1].")
+    assert not gold_found(q, "It is $\\sigma(x)(1-\\sigma(x))$, which is 1 + e^(-x) [1].")  # a confusion too
+    hit = {s: Hit(text="t", source="n", heading=f"T > {s}", title="T", score=1.0, chunk_id=s)
+           for s in ("Definition and derivation", "Numerical check", "Worked example")}
+
+    def reply(text, section):
+        return Answer(question=q.question, text=text, hits=[hit[section]])
+
+    assert opens_directly(reply("The derivative is $\\sigma(1-\\sigma)$ [1].", "Definition and derivation"), "formula")
+    assert not opens_directly(reply("The check compares it with finite differences [1].", "Numerical check"),
+                              "formula")
+    assert not opens_directly(reply("At $x=1$ it is 0.197 [1].", "Worked example"), "formula")
+    assert opens_directly(reply("At $x=1$ it is 0.197 [1].", "Worked example"), "example")
+    assert not opens_directly(reply("Defines the sigmoid [1].", "Definition and derivation"), "formula")
