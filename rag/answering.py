@@ -4,9 +4,11 @@
 2. Decide whether the notes cover the question at all. They do not when even
    the best chunk is barely similar (cosine below ``MIN_SIMILARITY``), or when
    it is only moderately similar (below ``CLEAR_SIMILARITY``) and at least
-   ``UNKNOWN_SHARE`` of the question's terms occur nowhere in the notes ("How
-   does the Viterbi algorithm ...": the notes never say "Viterbi"). Then no
-   model is asked to improvise: the answer says so and names the nearest notes.
+   ``UNKNOWN_SHARE`` of the question's terms occur nowhere in the notes, among
+   them a word that is not common English ("How does the Viterbi algorithm
+   ...": the notes never say "Viterbi"), or it names something the notes
+   mention but never teach ("What is a Kalman filter?"). Then nothing is
+   improvised: the answer says so and names the nearest notes.
 3. Otherwise give the generator numbered context and stream its answer. Large
    models get the whole chunks ``[1] .. [k]``. A small model (the embedded
    135M SmolLM2) gets a condensed context instead: the few sentences of those
@@ -219,11 +221,30 @@ def covers(retriever: Retriever, question: str, best_similarity: float, taught: 
     if best_similarity >= CLEAR_SIMILARITY:
         return True
     terms, unknown = retriever.terms(question)
-    if terms and len(unknown) / len(terms) >= UNKNOWN_SHARE:
+    if terms and len(unknown) / len(terms) >= UNKNOWN_SHARE and rare_words(question, set(unknown)):
         return False
+    if not taught:
+        return True
     # A name the notes mention but never teach ("What is a Kalman filter?", "... a GAN ..."): a capitalised
-    # word or an acronym of the question whose term is outside the taught vocabulary.
-    return not (taught and any(t not in taught for t in named_terms(question)))
+    # word or an acronym of the question, or a word that is not common English, outside the taught vocabulary.
+    untaught = {t for t in terms if t not in taught}
+    return not (any(t not in taught for t in named_terms(question)) or rare_words(question, untaught))
+
+
+def rare_words(question: str, unknown: set[str]) -> list[str]:
+    """The question's words whose terms the notes never use and that are not common English either (not a
+    whole word of the embedder's vocabulary): "quicksort", "Viterbi", "timestep" count; "told", "super",
+    "salary" in a learner's paraphrase do not."""
+    from rag.index import stemmer
+
+    vocab = getattr(load_embedder().tokenizer, "vocab", {})
+    stem = stemmer()
+
+    def common(word: str) -> bool:  # the word or its stem ("plunges" -> "plunge") is a whole word
+        return any(form in vocab for form in (word, re.sub(r"(?:es|ed|ing|ly)$", "", word), re.sub(r"s$", "", word)))
+
+    return [w for w in re.findall(r"[A-Za-z]{2,}", question)
+            if stem.stemWord(w.lower()) in unknown and not common(w.lower())]
 
 
 def named_terms(question: str) -> list[str]:
