@@ -9,25 +9,27 @@
    ...": the notes never say "Viterbi"), or it names something the notes
    mention but never teach ("What is a Kalman filter?"). Then nothing is
    improvised: the answer says so and names the nearest notes.
-3. Otherwise give the generator numbered context and stream its answer. Large
-   models get the whole chunks ``[1] .. [k]``. A small model (the embedded
-   135M SmolLM2) gets a condensed context instead: the few sentences of those
-   chunks closest to the question, each tagged with its chunk number. It is far
-   better at restating a short passage than at finding the answer in 4,000
-   characters of LaTeX.
-4. Keep only citations that name a provided chunk. A sentence the model left
-   without a citation gets the number of the chunk that supports it best, when
-   one clearly does; an answer that still cites nothing cites the chunk closest
-   to it as a whole, and one that no chunk supports is replaced as below.
-5. Check that the answer is grounded: the share of its content words (stemmed,
-   stop words removed) that occur in the question or the context. Below
-   ``MIN_GROUNDING`` the model drifted off its context, and the answer is
-   replaced by the extractive one (the notes' own sentences, cited), with a
-   notice saying so.
+3. Otherwise compose the answer from the notes' structure (``rag.compose``): a
+   direct first sentence, the key formula when one is asked for, at most three
+   sentences that help, each cited, and the section to read next. Chunks it
+   uses that were not retrieved are appended to the hits, so every ``[n]``
+   names a passage. This is the default generator, ``composed``.
+4. A language model, when one is chosen, answers from numbered context: large
+   models get the whole chunks ``[1] .. [k]``, a small one (the embedded 135M
+   SmolLM2) the composed answer's sentences, which it restates far better than
+   it finds an answer in 4,000 characters of LaTeX. A sentence it left without
+   a citation gets the number of the chunk that clearly supports it.
+5. Every answer, whatever wrote it, is checked sentence by sentence against
+   the passages it cites (``rag.support``); an unsupported sentence is replaced
+   by the passage's own closest sentence or removed, and ``Answer.support``
+   says what happened. A model answer with no supported sentence is replaced
+   by the composed one, with a notice. (``grounding``, the share of an
+   answer's content words found in the context, is still reported, and used by
+   the fine-tuning evaluation.)
 
 The notes are treated as data: a sentence in a retrieved passage that speaks
 to the assistant ("ignore previous instructions ...") is withheld from the
-model's context and from the grounding check (``rag.text.withhold_instructions``),
+model's context and from the support check (``rag.text.withhold_instructions``),
 and the answer carries a notice naming the note.
 
 ``stream_answer`` yields the growing :class:`Answer` as text arrives (``done``
