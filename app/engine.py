@@ -9,6 +9,7 @@ listed only when its model is installed or its endpoint is configured.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -56,6 +57,20 @@ def available_generators(settings: Settings | None = None) -> list[str]:
     return names
 
 
+def _warm_in_background(retriever) -> None:
+    """Embed the composer's sentences in a background thread, so the first answers need not wait. At exit the
+    thread is told to stop and joined: torch must not be running in it while the interpreter shuts down."""
+    stop = threading.Event()
+    thread = threading.Thread(target=warm_sentences, args=(retriever, stop), daemon=True, name="warm-sentences")
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(timeout=60)
+
+    atexit.register(finish)
+
+
 def escape_html(text: str) -> str:
     """Show ``<tags>`` as text, outside code (where Markdown already shows them literally)."""
     parts = re.split(r"(```.*?```|`[^`\n]*`)", text, flags=re.S)
@@ -84,8 +99,7 @@ class Engine:
         if warm:
             get_generator(generators[0], settings)
             retriever.search("warm up", k=1)
-            # The composer's sentences are embedded once, in the background: the first answers need not wait.
-            threading.Thread(target=warm_sentences, args=(retriever,), daemon=True, name="warm-sentences").start()
+            _warm_in_background(retriever)
         return cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent),
                    settings)
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -319,13 +320,19 @@ def library(retriever: Retriever) -> Library:
     return lib
 
 
-def warm_sentences(retriever: Retriever) -> int:
-    """Embed every sentence the composer may choose, so no answer pays for it later; returns how many."""
+def warm_sentences(retriever: Retriever, stop: threading.Event | None = None) -> int:
+    """Embed every sentence the composer may choose, so no answer pays for it later; returns how many.
+
+    Works in small batches and returns early once ``stop`` is set (the process is exiting)."""
     lib = library(retriever)
     texts = [s.text for source in lib.book.chunks for s in lib.book.sentences(source)]
-    for start in range(0, len(texts), 256):
-        _encode(texts[start:start + 256])
-    return len(texts)
+    done = 0
+    for start in range(0, len(texts), 64):
+        if stop is not None and stop.is_set():
+            break
+        _encode(texts[start:start + 64])
+        done = min(len(texts), start + 64)
+    return done
 
 
 def _encode(texts: list[str]) -> np.ndarray:
