@@ -17,18 +17,21 @@ check), and each kind of question is answered by particular sections:
 :func:`classify` recognises the kind with a few ordered rules (measured by
 ``mathrag eval`` against hand labels). :func:`compose` then:
 
-1. picks the note the question is about (the best retrieved note, or one whose
-   name the question says) and the concept it names ("the derivative of the
-   *sigmoid*" -> the sigmoid's subsection);
-2. scores every sentence of that note by its similarity to the question plus a
-   bonus for the sections that answer this kind of question and for naming
-   the concept; the numerical check, "See also", the front-matter summary (a
+1. finds the concept the question names and its note ("the derivative of the
+   *sigmoid*" -> the sigmoid), and takes the sentences of that note and of the
+   best retrieved notes, three at most;
+2. scores every sentence by its similarity to the question, alone and through
+   its chunk (whose embedding carries its heading), the share of the
+   question's words it says, a bonus for the sections that answer this kind of
+   question, for naming the concept and for its note's retrieval rank; the
+   numerical check, "See also", link lines, the front-matter summary (a
    description of the note) and, unless asked for, worked-example fragments
    and pitfall bullets are never candidates;
 3. leads with the one sentence that answers directly: the concept's
    definition for "what is", the best sentence with its display equation for a
-   formula; adds at most two sentences that help (the key equation, a reason,
-   an example), in reading order;
+   formula; adds at most three sentences of the same note that help (the key
+   equation, a reason, an example) and do not repeat one already chosen, in
+   reading order;
 4. cites each sentence's passage and ends with the exact section to read next.
 
 Every sentence is a note's own sentence, so the support check
