@@ -48,6 +48,7 @@ import numpy as np
 
 from rag.chunking import IN_SHORT, Chunk
 from rag.corpus import Note
+from rag.mathnorm import normalize_math
 from rag.support import content_words
 
 ASKS = ("definition", "formula", "why", "how", "compare", "example", "failure")
@@ -353,12 +354,13 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
 
 
 def _repeats(a: str, b: str) -> bool:
-    """Whether sentence ``a`` mostly says again what ``b`` says (the note's definition and its derivation
-    often state the same fact): most of the shorter one's content words are in the other."""
+    """Whether sentence ``a`` says nothing that ``b`` does not (the note's definition and its derivation
+    often state the same fact): most of ``a``'s content words, and all of its formulas, are in ``b``."""
     wa, wb = set(content_words(a)), set(content_words(b))
     if not wa or not wb:
         return a == b
-    return len(wa & wb) / min(len(wa), len(wb)) >= REPEAT_SHARE
+    new_math = [m for m in re.findall(r"\$[^$]+\$", a) if normalize_math(m) not in normalize_math(b)]
+    return not new_math and len(wa & wb) / len(wa) >= REPEAT_SHARE
 
 
 def _lead(asks: str, concept: str | None, note: Note | None, pool: list[Sentence], order: list[int],
