@@ -100,6 +100,9 @@ _DEPENDENT_START = re.compile(r"^(?:so|then|thus|hence|this|that|these|those|it|
                               r"particular|other words))\b", re.I)
 _ABOUT_THE_NOTE = re.compile(r"^(?:this note|the note|the check|this check|defines |explains |derives |"
                              r"covers |shows how|see )", re.I)
+# A question asking for a derivative, and the notation of one in a sentence's math (f'(x), d/dx, partial, nabla).
+_DERIVATIVE_ASKED = re.compile(r"\b(?:derivative|differentiat\w*|gradient|slope|jacobian|hessian)\b", re.I)
+_DERIVATIVE_MATH = re.compile(r"\$[^$]*(?:'\s*\(|\\frac\{\s*(?:d|\\partial)|\\partial|\\nabla|\\prime)[^$]*\$")
 MAX_EXTRA = 3  # sentences after the lead
 REPEAT_SHARE = 0.7  # an extra sentence sharing this much of its words with a chosen one is left out
 LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or its subsection heading) says
@@ -107,6 +110,8 @@ LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or it
 
 def classify(question: str) -> str:
     """What the question asks for: one of ``ASKS`` (``definition`` when no rule matches)."""
+    if re.match(r"\s*why\b", question, re.I) and not _RULES[0][1].search(question):
+        return "why"  # "Why ... instead of ...?" asks for a reason, not a comparison
     for kind, pattern in _RULES:
         if pattern.search(question):
             return kind
@@ -202,7 +207,9 @@ class NoteBook:
         if note is None:
             return []
         title = re.sub(r"\([^)]*\)", "", note.title)
-        parts = [p.strip() for p in re.split(r":|,| and | vs\.? |&", title) if len(p.strip()) > 2]
+        parts = [re.sub(r"^(?:the|a|an)\s+", "", p.strip(), flags=re.I)  # "the Normal Equations" -> ...
+                 for p in re.split(r":|,| and | vs\.? |&", title)]
+        parts = [p for p in parts if len(p) > 2]
         return list(dict.fromkeys([note.title, *parts, *note.aliases, *note.definitions]))
 
 
@@ -304,6 +311,7 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     bonus = _SECTION_BONUS.get(asks, {})
     # The question's own words, beyond the note's name: "bias correction" in "Why does Adam need bias correction?"
     asked = {src: set(content_words(question)) - set(content_words(" ".join(book.names(src)[:1]))) for src in sources}
+    derivative = bool(_DERIVATIVE_ASKED.search(question))
     scores = []
     for s, sim, csim in zip(pool, sims, chunk_sims, strict=True):
         src = s.chunk.source
@@ -317,11 +325,15 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
             score += 0.05
         if src == named_source and concept and (_mentions(s.text, concept) or _mentions(s.subsection, concept)):
             score += 0.05
-        if asks in ("definition", "compare", "formula") and concept and re.search(
+        if asks in ("definition", "compare", "formula") and concept and src == named_source and re.search(
                 r"\*\*" + re.escape(concept) + r"s?\*\*", s.text, re.I):
             score += 0.15  # the sentence where the concept is defined (bold)
+            if asks == "formula" and s.has_display:
+                score += 0.15  # ... with its display equation: what a formula question asks for
         if asks == "formula":
             score += 0.12 * s.has_display + 0.05 * s.has_formula
+            if derivative and _DERIVATIVE_MATH.search(s.text):
+                score += 0.10  # a derivative was asked for, and this formula is one
         scores.append(score)
     order = sorted(range(len(pool)), key=lambda i: -scores[i])
     note = book.notes.get(named_source if concept else pool[order[0]].chunk.source)
@@ -331,6 +343,10 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     # The rest comes from the lead's note (for a comparison, also from the other note the question names).
     same = [i for i in order if pool[i].chunk.source == source or (asks == "compare" and named_in(
         question, book.names(pool[i].chunk.source)))]
+    if concept and source == named_source and asks in ("definition", "formula"):
+        # About the concept asked for, not its neighbours (the tanh after the sigmoid's derivative).
+        asked_terms = [t for t in book.names(source) if named_in(question, [t])] or [concept]
+        same = [i for i in same if _on_topic(pool[i], asked_terms, book.notes[source])]
     chosen = [lead]
     extras = [i for i in same if pool[i] is not lead and scores[i] >= scores[order[0]] - EXTRA_MARGIN
               and not (pool[i].bare and asks not in ("formula", "how", "example"))
@@ -351,6 +367,29 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     if read_next is None:
         read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
     return Composed(asks, source, concept, [lead, *rest], read_next)
+
+
+def _on_topic(sentence: Sentence, asked: list[str], note: Note) -> bool:
+    """Whether a sentence may follow the answer about the ``asked`` terms: not the one-sentence
+    definition of a term not asked about, and, where the note gives an asked term a subsection of its own
+    ("### Sigmoid"), not a sentence of a sibling subsection."""
+
+    def is_asked(term: str) -> bool:
+        return any(named_in(term, [a]) or named_in(a, [term]) for a in asked)
+
+    if sentence.section == IN_SHORT:
+        term = next((t for t, d in note.definitions.items() if sentence.text == re.sub(r"\s+", " ", d)), None)
+        return term is None or is_asked(term)
+    if sentence.section != "Definition and derivation" or not sentence.subsection:
+        return True
+    own = [h for h in definition_subsections(note) if is_asked(h)]
+    return not own or sentence.subsection in own
+
+
+def definition_subsections(note: Note) -> list[str]:
+    """The H3 headings of a note's Definition and derivation section."""
+    m = re.search(r"^## Definition and derivation\n(.*?)(?=^## |\Z)", note.body, re.S | re.M)
+    return re.findall(r"^### (.+?)\s*$", m.group(1), re.M) if m else []
 
 
 def _repeats(a: str, b: str) -> bool:
