@@ -7,7 +7,9 @@
    ``UNKNOWN_SHARE`` of the question's terms occur nowhere in the notes, among
    them a word that is not common English ("How does the Viterbi algorithm
    ...": the notes never say "Viterbi"), or it names something the notes
-   mention but never teach ("What is a Kalman filter?"). Then nothing is
+   mention but never teach ("What is a Kalman filter?"); these two rules
+   apply to short questions only (``NAMING_TERMS``), since a long one
+   describes a problem in the learner's own words. Then nothing is
    improvised: the answer says so and names the nearest notes.
 3. Otherwise compose the answer from the notes' structure (``rag.compose``): a
    direct first sentence, the key formula when one is asked for, at most three
@@ -64,6 +66,10 @@ from rag.text import clean_question, withhold_instructions
 MIN_SIMILARITY = 0.30
 CLEAR_SIMILARITY = 0.55
 UNKNOWN_SHARE = 0.10
+# Only a question of at most this many terms is declined for a name the notes do not teach: a short question
+# names its topic ("How does the Viterbi algorithm ...?"), a long one describes a problem in the learner's
+# words ("... what happens to a chatbot's word choices if I turn the randomness knob ...").
+NAMING_TERMS = 12
 # A sentence without a citation is attributed to a chunk only above this similarity.
 ATTRIBUTION_SIMILARITY = 0.55
 # Share of an answer's content words that must occur in the question or context.
@@ -224,6 +230,8 @@ def covers(retriever: Retriever, question: str, best_similarity: float, taught: 
     if best_similarity >= CLEAR_SIMILARITY:
         return True
     terms, unknown = retriever.terms(question)
+    if len(terms) > NAMING_TERMS:
+        return True  # a long question describes its problem; an unfamiliar word in it is the learner's own
     if terms and len(unknown) / len(terms) >= UNKNOWN_SHARE and rare_words(question, set(unknown)):
         return False
     if not taught:

@@ -103,6 +103,11 @@ _ABOUT_THE_NOTE = re.compile(r"^(?:this note|the note|the check|this check|defin
 # A question asking for a derivative, and the notation of one in a sentence's math (f'(x), d/dx, partial, nabla).
 _DERIVATIVE_ASKED = re.compile(r"\b(?:derivative|differentiat\w*|gradient|slope|jacobian|hessian)\b", re.I)
 _DERIVATIVE_MATH = re.compile(r"\$[^$]*(?:'\s*\(|\\frac\{\s*(?:d|\\partial)|\\partial|\\nabla|\\prime)[^$]*\$")
+# A sentence that gives a reason ("because", "so", "cancels", ...) answers a why question better than one
+# that describes the concept.
+_REASON = re.compile(r"\b(?:because|since|so that|, so\b|which is why|that is why|the reason|therefore|hence|"
+                     r"cancels?|otherwise|as a result|this is why)\b", re.I)
+WHY_REASON_BONUS = 0.08
 MAX_EXTRA = 3  # sentences after the lead
 REPEAT_SHARE = 0.7  # an extra sentence sharing this much of its words with a chosen one is left out
 LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or its subsection heading) says
@@ -323,6 +328,8 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
             score += LEXICAL_WEIGHT * len(asked[src] & said) / len(asked[src])
         if asks == "why" and s.subsection.lower().startswith("why"):
             score += 0.05
+        if asks == "why" and _REASON.search(s.text):
+            score += WHY_REASON_BONUS  # a sentence that gives a reason
         if src == named_source and concept and (_mentions(s.text, concept) or _mentions(s.subsection, concept)):
             score += 0.05
         if asks in ("definition", "compare", "formula") and concept and src == named_source and re.search(
