@@ -26,7 +26,10 @@ check), and each kind of question is answered by particular sections:
    question, for naming the concept and for its note's retrieval rank; the
    numerical check, "See also", link lines, the front-matter summary (a
    description of the note) and, unless asked for, worked-example fragments
-   and pitfall bullets are never candidates;
+   and pitfall bullets are never candidates; a pitfall is, though, when a
+   why or how question describes the learner's own trouble in a word its
+   bold head says ("Why do I have to centre the data?" -> "**Forgetting to
+   centre.** ..."), and it then leads;
 3. leads with the one sentence that answers directly: the concept's
    definition for "what is", the best sentence with its display equation for a
    formula; adds at most three sentences of the same note that help (the key
@@ -108,6 +111,8 @@ _DERIVATIVE_MATH = re.compile(r"\$[^$]*(?:'\s*\(|\\frac\{\s*(?:d|\\partial)|\\pa
 _REASON = re.compile(r"\b(?:because|since|so that|, so\b|which is why|that is why|the reason|therefore|hence|"
                      r"cancels?|otherwise|as a result|this is why)\b", re.I)
 WHY_REASON_BONUS = 0.08
+TROUBLE_BONUS = 0.15
+TROUBLE_MARGIN = 0.10
 MAX_EXTRA = 3  # sentences after the lead
 REPEAT_SHARE = 0.7  # an extra sentence sharing this much of its words with a chosen one is left out
 LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or its subsection heading) says
@@ -191,6 +196,7 @@ class NoteBook:
     notes: dict[str, Note]
     chunks: dict[str, list[Chunk]]
     _sentences: dict[str, list[Sentence]] = field(default_factory=dict)
+    _spread: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -205,6 +211,15 @@ class NoteBook:
             if source not in self._sentences:
                 self._sentences[source] = [s for c in self.chunks.get(source, []) for s in chunk_sentences(c)]
             return self._sentences[source]
+
+    def spread(self, word: str) -> int:
+        """In how many notes a (stemmed) content word occurs: "loss" in most, "centre" in a few."""
+        with self._lock:
+            if not self._spread:
+                for note in self.notes.values():
+                    for w in set(content_words(note.body)):
+                        self._spread[w] = self._spread.get(w, 0) + 1
+            return self._spread.get(word, 0)
 
     def names(self, source: str) -> list[str]:
         """What a learner may call the note's concepts: the title (and its parts), aliases, defined terms."""
@@ -273,15 +288,40 @@ def choose_note(question: str, hit_sources: list[str], book: NoteBook) -> tuple[
     return hit_sources[0], named.get(hit_sources[0])
 
 
-def _allowed(sentence: Sentence, asks: str) -> bool:
+def _allowed(sentence: Sentence, asks: str, trouble: set[str] = frozenset()) -> bool:
+    """Whether a sentence may answer this kind of question; ``trouble`` are the words of a learner's
+    trouble that the question names (:func:`trouble_words`)."""
     if sentence.section in _NEVER_SECTIONS or _ABOUT_THE_NOTE.match(sentence.text):
         return False
+    if _names_the_trouble(sentence, trouble):
+        return True  # "Why do you have to centre the data?" is answered by "**Forgetting to centre.** ..."
     needed = _ONLY_WHEN_ASKED.get(sentence.section)
     if needed and needed != asks:
         return False
     if sentence.bullet and asks not in ("failure", "example", "how") and sentence.section != "How it is used in ML":
         return False
     return not re.fullmatch(r"[-*]?\s*\[[^\]]+\]\([^)]+\).*", sentence.text)  # a link line
+
+
+# A learner describing their own trouble: "Why do *I have to* centre ...", "*my* weights keep growing".
+_TROUBLE = re.compile(r"\b(?:my|I|I'm|have to|has to|must|should|can'?t|cannot|need to|keeps?)\b")
+TROUBLE_SPREAD = 12  # a word of the trouble occurs in at most this many notes ("centre" yes, "loss" no)
+
+
+def trouble_words(question: str, asks: str, asked: set[str], book: NoteBook) -> set[str]:
+    """For a why or how question about the learner's own trouble, its specific words (beyond the note's
+    name, in few notes); a pitfall whose bold head says one is about that trouble."""
+    if asks not in ("why", "how") or not _TROUBLE.search(question):
+        return set()
+    return {w for w in asked if book.spread(w) <= TROUBLE_SPREAD}
+
+
+def _names_the_trouble(sentence: Sentence, trouble: set[str]) -> bool:
+    """A pitfall bullet whose bold head says a word of the learner's trouble."""
+    if not trouble or sentence.section != "Pitfalls and failure modes":
+        return False
+    head = re.match(r"[-*]\s*\*\*(.+?)\*\*", sentence.text)
+    return head is not None and bool(trouble & set(content_words(head.group(1))))
 
 
 def _mentions(text: str, concept: str | None) -> bool:
@@ -296,26 +336,24 @@ NOTE_PRIOR = (0.15, 0.08, 0.0)  # bonus for sentences of the first, second and t
 EXTRA_MARGIN = 0.25  # an extra sentence scores at most this far below the best
 
 
-def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qvec: np.ndarray,
-            encode, chunk_similarity=None) -> Composed | None:
-    """The composed answer's sentences (see the module docstring); None when the notes have no usable sentence.
-
-    ``qvec`` is the question's normalized embedding; ``encode(texts)`` embeds sentences (normalized rows);
-    ``chunk_similarity(chunk_ids)`` gives the question's cosine with whole chunks (their context), if known.
-    """
+def score_sentences(question: str, asks: str, hit_sources: list[str], book: NoteBook, qvec: np.ndarray,
+                    encode, chunk_similarity=None):
+    """(named source, concept, sources, pool, scores): the candidate sentences of the (at most three) notes
+    the answer may come from, and each one's score; None when there is none."""
     if not hit_sources:
         return None
     named_source, concept = choose_note(question, hit_sources, book)
     sources = list(dict.fromkeys([named_source, *hit_sources]))[:3]
     ranked = list(dict.fromkeys(hit_sources))
-    pool = [s for src in sources for s in book.sentences(src) if _allowed(s, asks)]
+    # The question's own words, beyond the note's name: "bias correction" in "Why does Adam need bias correction?"
+    asked = {src: set(content_words(question)) - set(content_words(" ".join(book.names(src)[:1]))) for src in sources}
+    trouble = {src: trouble_words(question, asks, asked[src], book) for src in sources}
+    pool = [s for src in sources for s in book.sentences(src) if _allowed(s, asks, trouble[src])]
     if not pool:
         return None
     sims = encode([s.text for s in pool]) @ qvec
     chunk_sims = chunk_similarity([s.chunk.chunk_id for s in pool]) if chunk_similarity else np.zeros(len(pool))
     bonus = _SECTION_BONUS.get(asks, {})
-    # The question's own words, beyond the note's name: "bias correction" in "Why does Adam need bias correction?"
-    asked = {src: set(content_words(question)) - set(content_words(" ".join(book.names(src)[:1]))) for src in sources}
     derivative = bool(_DERIVATIVE_ASKED.search(question))
     scores = []
     for s, sim, csim in zip(pool, sims, chunk_sims, strict=True):
@@ -330,6 +368,8 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
             score += 0.05
         if asks == "why" and _REASON.search(s.text):
             score += WHY_REASON_BONUS  # a sentence that gives a reason
+        if _names_the_trouble(s, trouble[src]):
+            score += TROUBLE_BONUS  # the pitfall the question is about
         if src == named_source and concept and (_mentions(s.text, concept) or _mentions(s.subsection, concept)):
             score += 0.05
         if asks in ("definition", "compare", "formula") and concept and src == named_source and re.search(
@@ -342,6 +382,29 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
             if derivative and _DERIVATIVE_MATH.search(s.text):
                 score += 0.10  # a derivative was asked for, and this formula is one
         scores.append(score)
+    # A pitfall let in for the learner's trouble stays only if it is close to the question on its own merits
+    # ("In-place edits" shares only "place" with "... a variable that is used in two places ...").
+    let_in = [_names_the_trouble(s, trouble[s.chunk.source]) and _ONLY_WHEN_ASKED.get(s.section) != asks
+              for s in pool]
+    others = [sc for sc, li in zip(scores, let_in, strict=True) if not li]
+    keep = [not (li and others and sc - TROUBLE_BONUS < max(others) - TROUBLE_MARGIN)
+            for sc, li in zip(scores, let_in, strict=True)]
+    pool = [s for s, k in zip(pool, keep, strict=True) if k]
+    scores = [sc for sc, k in zip(scores, keep, strict=True) if k]
+    return named_source, concept, sources, pool, scores
+
+
+def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qvec: np.ndarray,
+            encode, chunk_similarity=None) -> Composed | None:
+    """The composed answer's sentences (see the module docstring); None when the notes have no usable sentence.
+
+    ``qvec`` is the question's normalized embedding; ``encode(texts)`` embeds sentences (normalized rows);
+    ``chunk_similarity(chunk_ids)`` gives the question's cosine with whole chunks (their context), if known.
+    """
+    scored = score_sentences(question, asks, hit_sources, book, qvec, encode, chunk_similarity)
+    if scored is None:
+        return None
+    named_source, concept, sources, pool, scores = scored
     order = sorted(range(len(pool)), key=lambda i: -scores[i])
     note = book.notes.get(named_source if concept else pool[order[0]].chunk.source)
     lead = _lead(asks, concept if note is not None and note.source == named_source else None, note, pool, order,

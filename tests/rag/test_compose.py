@@ -28,7 +28,8 @@ def test_what_the_question_asks_for(question, asks):
 def retriever(tmp_path_factory, copy_notes):
     root = tmp_path_factory.mktemp("compose")
     notes = ["neural_networks/activation_functions.md", "calculus/jacobian_hessian.md", "calculus/gradient.md",
-             "linear_algebra/projections_orthogonality.md", "optimization/adam.md"]
+             "linear_algebra/projections_orthogonality.md", "optimization/adam.md", "linear_algebra/pca.md",
+             "transformers_genai/lora.md"]
     return Retriever.load(Settings(home=root / "home", corpus_dir=copy_notes(root, notes)), progress=False)
 
 
@@ -54,6 +55,17 @@ def test_no_answer_opens_with_a_description_of_the_note_or_its_check(retriever):
         assert not reply.text.startswith(("Defines", "Derives", "Explains", "The check", "This note")), reply.text
         section = reply.hits[reply.citations[0].number - 1].heading.split(" > ")[1]
         assert section not in ("Numerical check", "See also", "Pitfalls and failure modes", "Worked example")
+
+
+def test_a_learners_trouble_is_answered_by_the_pitfall_that_names_it(retriever):
+    reply = answer("Why do you have to centre the data before running PCA?", retriever=retriever)
+    assert reply.text.startswith("- **Forgetting to centre.**"), reply.text
+    assert "instead of along the spread" in reply.text
+    # A question that is not about a trouble gets no pitfall, even one sharing a word with it.
+    for question in ("How does LoRA reduce the number of trainable parameters?", "What is PCA?"):
+        reply = answer(question, retriever=retriever)
+        cited = {reply.hits[c.number - 1].heading.split(" > ")[1] for c in reply.citations}
+        assert "Pitfalls and failure modes" not in cited, reply.text
 
 
 def test_a_named_but_untaught_topic_is_declined(retriever):
