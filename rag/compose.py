@@ -409,6 +409,8 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     note = book.notes.get(named_source if concept else pool[order[0]].chunk.source)
     lead = _lead(asks, concept if note is not None and note.source == named_source else None, note, pool, order,
                  scores)
+    lead, pinned = _with_conclusion(lead, pool[order[0]], scores[pool.index(lead)] if lead in pool else 0.0,
+                                    scores[order[0]], book, asks)
     source = lead.chunk.source
     # The rest comes from the lead's note (for a comparison, also from the other note the question names).
     same = [i for i in order if pool[i].chunk.source == source or (asks == "compare" and named_in(
@@ -417,7 +419,7 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
         # About the concept asked for, not its neighbours (the tanh after the sigmoid's derivative).
         asked_terms = [t for t in book.names(source) if named_in(question, [t])] or [concept]
         same = [i for i in same if _on_topic(pool[i], asked_terms, book.notes[source])]
-    chosen = [lead]
+    chosen = [lead, *pinned]
     extras = [i for i in same if pool[i] is not lead and scores[i] >= scores[order[0]] - EXTRA_MARGIN
               and not (pool[i].bare and asks not in ("formula", "how", "example"))
               and not _DEPENDENT_START.match(pool[i].text) and pool[i].text not in lead.text]
@@ -430,13 +432,41 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
             break
         if not any(_repeats(pool[i].text, c.text) for c in chosen):
             chosen.append(pool[i])
-    # The lead first, then the rest in reading order of their notes.
+    # The lead (and the conclusion it leads to) first, then the rest in reading order of their notes.
     position = {id(s): n for src in sources for n, s in enumerate(book.sentences(src))}
-    rest = sorted(chosen[1:], key=lambda s: (s.chunk.source != source, position.get(id(s), 1 << 30)))
+    rest = sorted(chosen[1 + len(pinned):], key=lambda s: (s.chunk.source != source, position.get(id(s), 1 << 30)))
+    rest = [*pinned, *rest]
     read_next = next((s.chunk for s in [*rest, lead] if s.section != IN_SHORT and s.chunk.source == source), None)
     if read_next is None:
         read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
     return Composed(asks, source, concept, [lead, *rest], read_next)
+
+
+CONCLUSION_GAP = 3  # a conclusion at most this many sentences after the lead follows it, with what is between
+CONCLUSION_MARGIN = 0.05  # ... else it must beat the lead by this much to bring its own premise in as the lead
+
+
+def _with_conclusion(lead: Sentence, best: Sentence, lead_score: float, best_score: float, book: NoteBook,
+                     asks: str) -> tuple[Sentence, list[Sentence]]:
+    """(lead, sentences pinned right after it). The best sentence may draw a conclusion that cannot stand
+    alone ("Hence the gradient is orthogonal to every tangent direction ..."): if it comes shortly after
+    the lead in the same passage, it follows the lead with the steps between; if it clearly beats the lead,
+    the sentence it follows from leads instead."""
+    if best is lead or best.bare or not _DEPENDENT_START.match(best.text) or lead.section == IN_SHORT:
+        return lead, []
+    own = book.sentences(best.chunk.source)
+    at = next((i for i, s in enumerate(own) if s is best), None)
+    if at is None:
+        return lead, []
+    start = next((i for i, s in enumerate(own) if s is lead), None)
+    if start is not None and own[start].chunk is best.chunk and 0 < at - start <= CONCLUSION_GAP:
+        return lead, [s for s in own[start + 1:at + 1] if not s.bare]
+    before = own[at - 1] if at else None
+    if (before is None or before.chunk is not best.chunk or before.bullet != best.bullet or before.bare
+            or _DEPENDENT_START.match(before.text) or not _allowed(before, asks)
+            or best_score - lead_score < CONCLUSION_MARGIN):
+        return lead, []
+    return before, [best]
 
 
 def _on_topic(sentence: Sentence, asked: list[str], note: Note) -> bool:

@@ -68,6 +68,14 @@ def test_a_learners_trouble_is_answered_by_the_pitfall_that_names_it(retriever):
         assert "Pitfalls and failure modes" not in cited, reply.text
 
 
+def test_a_conclusion_comes_with_the_step_it_follows_from(retriever):
+    reply = answer("On a contour plot of my loss, why do the downhill arrows cross the contour lines at right "
+                   "angles?", retriever=retriever)
+    premise, conclusion = reply.text.find("Moving along the level set"), reply.text.find("Hence $\\nabla f$")
+    assert 0 <= premise < conclusion, reply.text  # never "Hence ..." alone, nor before its reason
+    assert reply.support["supported"] == reply.support["checked"]
+
+
 def test_a_named_but_untaught_topic_is_declined(retriever):
     reply = answer("What is a Kalman filter?", retriever=retriever)
     assert not reply.covered
