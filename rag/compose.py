@@ -296,6 +296,8 @@ def _allowed(sentence: Sentence, asks: str, trouble: set[str] = frozenset()) -> 
     if _names_the_trouble(sentence, trouble):
         return True  # "Why do you have to centre the data?" is answered by "**Forgetting to centre.** ..."
     needed = _ONLY_WHEN_ASKED.get(sentence.section)
+    if needed == "example" and asks == "why" and _general_reason(sentence):
+        return True  # the worked example's lesson: "A slightly biased estimator beats ... because ..."
     if needed and needed != asks:
         return False
     if sentence.bullet and asks not in ("failure", "example", "how") and sentence.section != "How it is used in ML":
@@ -314,6 +316,12 @@ def trouble_words(question: str, asks: str, asked: set[str], book: NoteBook) -> 
     if asks not in ("why", "how") or not _TROUBLE.search(question):
         return set()
     return {w for w in asked if book.spread(w) <= TROUBLE_SPREAD}
+
+
+def _general_reason(sentence: Sentence) -> bool:
+    """A sentence that gives a reason in words, with no numbers outside its math: a lesson, not a step."""
+    prose = re.sub(r"\$[^$]*\$", " ", sentence.text)
+    return not sentence.bullet and bool(_REASON.search(prose)) and not re.search(r"\d", prose)
 
 
 def _names_the_trouble(sentence: Sentence, trouble: set[str]) -> bool:
