@@ -81,8 +81,9 @@ _RULES: list[tuple[str, re.Pattern]] = [
                            r"hinge loss|how many|how much|largest learning rate|what weight|estimate of|"
                            r"(?:the )?(?:map|mle|maximum likelihood) estimate|"
                            r"(?:variance|expectation|mean|entropy|loss|probability|density|norm) of)", re.I)),
-    ("how", re.compile(r"^\s*how\b|\bwhat happens\b|\bsteps?\b|\bprocedure\b|\balgorithm\b|\bwork\b|\bworks\b",
-                       re.I)),
+    ("how", re.compile(r"^\s*how\b|\bwhat happens\b|\bsteps?\b|\bprocedure\b|\balgorithm\b|\bwork\b|\bworks\b|"
+                       r"\bhow (?:do|does|can|could|should|would|to) (?:I|we|you|it|one|they)\b|\bis there a\b|"
+                       r"\bwhat (?:should|can|could) I\b|\bcan I\b|\bway to\b", re.I)),
 ]
 
 # Section bonuses per kind of question (added to cosine similarity; sections not listed get 0).
@@ -98,7 +99,7 @@ _SECTION_BONUS: dict[str, dict[str, float]] = {
 # Never an answer: the check's prose, link lists, the note's description of itself.
 _NEVER_SECTIONS = {"Numerical check", "See also", "References", "summary"}
 _ONLY_WHEN_ASKED = {"Worked example": "example", "Pitfalls and failure modes": "failure"}
-_DEPENDENT_START = re.compile(r"^(?:so|then|thus|hence|this|that|these|those|it|its|they|here|there|but|and|or|"
+_DEPENDENT_START = re.compile(r"^(?:so|then|thus|hence|this|that|these|those|it|its|they|here|there|but|and|or|yet|"
                               r"also|now|next|finally|first|second|similarly|likewise|again|in (?:short|"
                               r"particular|other words))\b", re.I)
 _ABOUT_THE_NOTE = re.compile(r"^(?:this note|the note|the check|this check|defines |explains |derives |"
