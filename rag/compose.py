@@ -74,7 +74,8 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ("why", re.compile(r"^\s*why\b|\bwhy\b|\bwhat(?: is|'s) the (?:point|reason|purpose|intuition)\b|\breason\b|"
                        r"\bpurpose\b|\bmotivat\w+|where does .* come from|\bis that a\b|\bisn'?t\b", re.I)),
     ("formula", re.compile(r"\b(?:formula|derivative|differentiat\w*|equation|expression|closed[- ]form|"
-                           r"update rule|rule for|gradient of|partial derivative|write (?:down|out)|"
+                           r"update rule|rule for|gradient of|(?:jacobian|hessian) of|partial derivative|"
+                           r"write (?:down|out)|"
                            r"(?:how (?:do|does|can) (?:you|I|we|one) )?(?:compute|calculate)\b|"
                            r"how is .* (?:computed|calculated|defined)|in terms of|identity|theorem|"
                            r"expansion|(?:newton|learning) (?:step|rule)|mass function|objective|decomposition|"
@@ -269,6 +270,10 @@ class Composed:
     read_next: Chunk | None
 
 
+# "The derivative (gradient, Jacobian, Hessian) of X": the question is about X's derivative.
+_OPERATION_OF = re.compile(r"\b(derivative|gradient|jacobian|hessian)s? of (?:the |a |an )?(.+)", re.I)
+
+
 def choose_note(question: str, hit_sources: list[str], book: NoteBook) -> tuple[str, str | None]:
     """(source, concept): the note the question is about and the concept it names there."""
     named = {s: named_term(question, book.notes.get(s), book.names(s)) for s in dict.fromkeys(hit_sources)}
@@ -283,6 +288,10 @@ def choose_note(question: str, hit_sources: list[str], book: NoteBook) -> tuple[
             main = note is not None and name.lower() in {note.title.lower(), *(a.lower() for a in note.aliases)}
             return len(name), main, -rank[source]
 
+        of = _OPERATION_OF.search(question)
+        if of:  # "the Jacobian of the softmax": the softmax's note, where its Jacobian is derived
+            on_object = [sn for sn in candidates if named_in(of.group(2), [sn[1]])]
+            candidates = on_object or candidates
         source, concept = max(candidates, key=strength)
         if rank[source] <= 2 or len(concept) >= 6:
             return source, concept

@@ -29,7 +29,7 @@ def retriever(tmp_path_factory, copy_notes):
     root = tmp_path_factory.mktemp("compose")
     notes = ["neural_networks/activation_functions.md", "calculus/jacobian_hessian.md", "calculus/gradient.md",
              "linear_algebra/projections_orthogonality.md", "optimization/adam.md", "linear_algebra/pca.md",
-             "transformers_genai/lora.md"]
+             "transformers_genai/lora.md", "information_theory/softmax_logsumexp.md"]
     return Retriever.load(Settings(home=root / "home", corpus_dir=copy_notes(root, notes)), progress=False)
 
 
@@ -40,6 +40,13 @@ def test_the_sigmoid_derivative_answer_shows_the_formula(retriever):
     assert reply.citations[0].source == SIGMOID_NOTE
     assert reply.support["supported"] == reply.support["checked"] >= 1
     assert "Read next:" in reply.text.splitlines()[-1]
+
+
+def test_the_jacobian_of_a_function_comes_from_that_functions_note(retriever):
+    reply = answer("What is the Jacobian of the softmax function?", retriever=retriever)
+    assert reply.asks == "formula"
+    assert formula_in("s_i (\\delta_{ij} - s_j)", reply.text), reply.text
+    assert {c.source for c in reply.citations} == {"corpus/information_theory/softmax_logsumexp.md"}
 
 
 def test_the_jacobian_is_not_called_a_matrix_of_second_derivatives(retriever):
