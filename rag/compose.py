@@ -32,7 +32,10 @@ check), and each kind of question is answered by particular sections:
    centre.** ..."), and it then leads;
 3. leads with the one sentence that answers directly: the concept's
    definition for "what is", the best sentence with its display equation for a
-   formula; adds at most three sentences of the same note that help (the key
+   formula, for "why" the argument (the best sentence that gives a reason
+   rather than a definition, with the step it depends on and the conclusion
+   it leads to: "Since $e^{z_i+c} = e^c e^{z_i}$ ..."); a conclusion that
+   cannot stand alone ("Hence ...") comes with its premise; adds at most three sentences of the same note that help (the key
    equation, a reason, an example) and do not repeat one already chosen, in
    reading order;
 4. cites each sentence's passage and ends with the exact section to read next.
@@ -110,8 +113,9 @@ _DERIVATIVE_ASKED = re.compile(r"\b(?:derivative|differentiat\w*|gradient|slope|
 _DERIVATIVE_MATH = re.compile(r"\$[^$]*(?:'\s*\(|\\frac\{\s*(?:d|\\partial)|\\partial|\\nabla|\\prime)[^$]*\$")
 # A sentence that gives a reason ("because", "so", "cancels", ...) answers a why question better than one
 # that describes the concept.
-_REASON = re.compile(r"\b(?:because|since|so that|, so\b|which is why|that is why|the reason|therefore|hence|"
+_REASON = re.compile(r"\b(?:because|since|so that|which is why|that is why|the reason|therefore|hence|"
                      r"cancels?|otherwise|as a result|this is why)\b", re.I)
+_SO = re.compile(r",\s+so\b")  # "... neither step can increase $J$, so it stops": a reason too, but a weak sign
 WHY_REASON_BONUS = 0.08
 TROUBLE_BONUS = 0.15
 TROUBLE_MARGIN = 0.10
@@ -329,9 +333,8 @@ def trouble_words(question: str, asks: str, asked: set[str], book: NoteBook) -> 
 
 
 def _general_reason(sentence: Sentence) -> bool:
-    """A sentence that gives a reason in words, with no numbers outside its math: a lesson, not a step."""
-    prose = re.sub(r"\$[^$]*\$", " ", sentence.text)
-    return not sentence.bullet and bool(_REASON.search(prose)) and not re.search(r"\d", prose)
+    """A sentence that gives a reason in words, with no numbers: a lesson, not a step."""
+    return not sentence.bullet and bool(_REASON.search(sentence.text)) and not re.search(r"\d", sentence.text)
 
 
 def _names_the_trouble(sentence: Sentence, trouble: set[str]) -> bool:
@@ -384,7 +387,7 @@ def score_sentences(question: str, asks: str, hit_sources: list[str], book: Note
             score += LEXICAL_WEIGHT * len(asked[src] & said) / len(asked[src])
         if asks == "why" and s.subsection.lower().startswith("why"):
             score += 0.05
-        if asks == "why" and _REASON.search(s.text):
+        if asks == "why" and (_REASON.search(s.text) or _SO.search(s.text)):
             score += WHY_REASON_BONUS  # a sentence that gives a reason
         if _names_the_trouble(s, trouble[src]):
             score += TROUBLE_BONUS  # the pitfall the question is about
@@ -427,8 +430,12 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     note = book.notes.get(named_source if concept else pool[order[0]].chunk.source)
     lead = _lead(asks, concept if note is not None and note.source == named_source else None, note, pool, order,
                  scores)
-    lead, pinned = _with_conclusion(lead, pool[order[0]], scores[pool.index(lead)] if lead in pool else 0.0,
-                                    scores[order[0]], book, asks)
+    if asks == "why":
+        lead, pinned = _argument(pool, order, scores, note.source if note else pool[order[0]].chunk.source, book,
+                                 asks) or (lead, [])
+    else:
+        lead, pinned = _with_conclusion(lead, pool[order[0]], scores[pool.index(lead)] if lead in pool else 0.0,
+                                        scores[order[0]], book, asks)
     source = lead.chunk.source
     # The rest comes from the lead's note (for a comparison, also from the other note the question names).
     same = [i for i in order if pool[i].chunk.source == source or (asks == "compare" and named_in(
@@ -460,6 +467,38 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     return Composed(asks, source, concept, [lead, *rest], read_next)
 
 
+ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence
+
+
+def _argument(pool: list[Sentence], order: list[int], scores: list[float], source: str, book: NoteBook,
+              asks: str) -> tuple[Sentence, list[Sentence]] | None:
+    """For a why question: the best sentence of an argument in the note ``source`` (not a one-sentence
+    definition or an intuition that gives no reason: they say what, not why) with its neighbours in the
+    same passage that it depends on or that conclude from it ("... Then $BA = 0$ and the adapted model
+    computes exactly what the base model computes.")."""
+    best = next((pool[i] for i in order if pool[i].chunk.source == source and not pool[i].bare and not (
+        pool[i].section in (IN_SHORT, "Intuition") and not (_REASON.search(pool[i].text) or _SO.search(
+            pool[i].text)))), None)
+    if best is None or scores[pool.index(best)] < scores[order[0]] - ARGUMENT_MARGIN:
+        return None
+    own = book.sentences(best.chunk.source)
+    at = next((i for i, s in enumerate(own) if s is best), None)
+    if at is None:
+        return None
+    window = [best]
+    k = at
+    while _DEPENDENT_START.match(own[k].text) and k > 0 and own[k - 1].chunk is best.chunk and len(window) < 3:
+        k -= 1
+        window.insert(0, own[k])
+    if at + 1 < len(own) and own[at + 1].chunk is best.chunk and _CONCLUDES.match(own[at + 1].text):
+        window.append(own[at + 1])
+    window = [s for s in window if _allowed(s, asks) or s is best]
+    if not window or _DEPENDENT_START.match(window[0].text):
+        return None
+    return window[0], window[1:]
+
+
+_CONCLUDES = re.compile(r"^(?:so|thus|hence|therefore|then|since|because|this is why|that is why|which is why)\b", re.I)
 CONCLUSION_GAP = 3  # a conclusion at most this many sentences after the lead follows it, with what is between
 CONCLUSION_MARGIN = 0.05  # ... else it must beat the lead by this much to bring its own premise in as the lead
 

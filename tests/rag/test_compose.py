@@ -83,6 +83,15 @@ def test_a_conclusion_comes_with_the_step_it_follows_from(retriever):
     assert reply.support["supported"] == reply.support["checked"]
 
 
+def test_a_why_question_gets_the_argument_not_the_definition(retriever):
+    reply = answer("Why is softmax unchanged when the same constant is added to every logit?", retriever=retriever)
+    assert reply.asks == "why"
+    argument = reply.text.find("Since $e^{z_i + c} = e^c e^{z_i}$")
+    definition = reply.text.find("The softmax turns a vector of logits")
+    assert argument >= 0 and (definition < 0 or argument < definition), reply.text
+    assert reply.support["supported"] == reply.support["checked"]
+
+
 def test_a_named_but_untaught_topic_is_declined(retriever):
     reply = answer("What is a Kalman filter?", retriever=retriever)
     assert not reply.covered
