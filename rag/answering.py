@@ -9,7 +9,9 @@
    ...": the notes never say "Viterbi"), or it names something the notes
    mention but never teach ("What is a Kalman filter?"); these two rules
    apply to short questions only (``NAMING_TERMS``), since a long one
-   describes a problem in the learner's own words. Then nothing is
+   describes a problem in the learner's own words. A word the notes never
+   use in front of a term they teach names a technique of its own
+   ("speculative decoding") and is declined too. Then nothing is
    improvised: the answer says so and names the nearest notes.
 3. Otherwise compose the answer from the notes' structure (``rag.compose``): a
    direct first sentence, the key formula when one is asked for, at most three
@@ -239,7 +241,24 @@ def covers(retriever: Retriever, question: str, best_similarity: float, taught: 
     # A name the notes mention but never teach ("What is a Kalman filter?", "... a GAN ..."): a capitalised
     # word or an acronym of the question, or a word that is not common English, outside the taught vocabulary.
     untaught = {t for t in terms if t not in taught}
+    if unknown_modifier(question, set(unknown), taught):
+        return False
     return not (any(t not in taught for t in named_terms(question)) or rare_words(question, untaught))
+
+
+def unknown_modifier(question: str, unknown: set[str], taught: frozenset[str]) -> str | None:
+    """A word the notes never use that names a kind of something they teach ("*speculative* decoding",
+    where "decoding" is taught): a technique of its own, not taught here. The word right after it must be a
+    taught term; "go strange when", "rein it in" in a learner's paraphrase do not qualify."""
+    from rag.index import stemmer
+
+    stem = stemmer()
+    words = re.findall(r"[A-Za-z][A-Za-z']*", question)
+    for first, second in zip(words, words[1:], strict=False):
+        if (stem.stemWord(first.lower()) in unknown and content_words(second)
+                and stem.stemWord(second.lower()) in taught):
+            return first
+    return None
 
 
 def rare_words(question: str, unknown: set[str]) -> list[str]:

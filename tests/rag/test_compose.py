@@ -131,3 +131,12 @@ def test_gold_statements_and_direct_openings_are_judged_as_a_reader_would():
     assert not opens_directly(reply("At $x=1$ it is 0.197 [1].", "Worked example"), "formula")
     assert opens_directly(reply("At $x=1$ it is 0.197 [1].", "Worked example"), "example")
     assert not opens_directly(reply("Defines the sigmoid [1].", "Definition and derivation"), "formula")
+
+
+def test_an_untaught_kind_of_a_taught_thing_is_declined(full_retriever):
+    # "decoding" is taught; "speculative" occurs nowhere in the notes: a technique of its own.
+    reply = answer("How does speculative decoding speed up inference in large language models?",
+                   retriever=full_retriever)
+    assert not reply.covered
+    reply = answer("How does greedy decoding pick the next token?", retriever=full_retriever)
+    assert reply.covered and reply.support["supported"] == reply.support["checked"] >= 1
