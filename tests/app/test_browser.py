@@ -88,8 +88,20 @@ def test_open_a_cited_note_in_the_notes_tab(page):
     page.get_by_role("tab", name="Chat").click()
 
 
+def settled_messages(page, tries: int = 30) -> int:
+    """The number of chat messages once it stops changing (an earlier answer may still be rendering)."""
+    count = -1
+    for _ in range(tries):
+        now = page.locator("#chatbot .message").count()
+        if now == count:
+            return now
+        count = now
+        page.wait_for_timeout(1_000)
+    raise AssertionError(f"the chat kept changing: {count} messages")
+
+
 def test_an_empty_question_sends_nothing(page):
-    messages = page.locator("#chatbot .message").count()
+    messages = settled_messages(page)
     page.locator("#question textarea").fill("   ")
     page.locator("#ask").click()
     page.get_by_text("Type a question first.").wait_for(timeout=10_000)
