@@ -35,7 +35,8 @@ check), and each kind of question is answered by particular sections:
    formula, for "why" the argument (the best sentence that gives a reason
    rather than a definition, with the step it depends on and the conclusion
    it leads to: "Since $e^{z_i+c} = e^c e^{z_i}$ ..."); a conclusion that
-   cannot stand alone ("Hence ...") comes with its premise; adds at most three sentences of the same note that help (the key
+   cannot stand alone ("Hence ...") comes with its premise; adds at most
+   three sentences of the same note that help (the key
    equation, a reason, an example) and do not repeat one already chosen, in
    reading order;
 4. cites each sentence's passage and ends with the exact section to read next.
