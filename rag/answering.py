@@ -225,7 +225,8 @@ def grounding(text: str, question: str, hits: list[Hit]) -> float:
     return sum(w in known for w in words) / len(words)
 
 
-def covers(retriever: Retriever, question: str, best_similarity: float, taught: frozenset[str] = frozenset()) -> bool:
+def covers(retriever: Retriever, question: str, best_similarity: float, taught: frozenset[str] = frozenset(),
+           named: frozenset[str] = frozenset()) -> bool:
     """Whether the notes plausibly answer the question (see the module docstring)."""
     if best_similarity < MIN_SIMILARITY:
         return False
@@ -241,22 +242,26 @@ def covers(retriever: Retriever, question: str, best_similarity: float, taught: 
     # A name the notes mention but never teach ("What is a Kalman filter?", "... a GAN ..."): a capitalised
     # word or an acronym of the question, or a word that is not common English, outside the taught vocabulary.
     untaught = {t for t in terms if t not in taught}
-    if unknown_modifier(question, set(unknown), taught):
+    if unknown_modifier(question, set(unknown), named):
         return False
     return not (any(t not in taught for t in named_terms(question)) or rare_words(question, untaught))
 
 
-def unknown_modifier(question: str, unknown: set[str], taught: frozenset[str]) -> str | None:
-    """A word the notes never use that names a kind of something they teach ("*speculative* decoding",
-    where "decoding" is taught): a technique of its own, not taught here. The word right after it must be a
-    taught term; "go strange when", "rein it in" in a learner's paraphrase do not qualify."""
+def unknown_modifier(question: str, unknown: set[str], named: frozenset[str]) -> str | None:
+    """A word the notes never use that names a kind of a concept they teach ("*speculative* decoding", where
+    "greedy decoding" is a note's alias): a technique of its own, not taught here. The word right after it must
+    be a term of a note's title or aliases (``named``), and the word itself not a function word ("*my* loss");
+    "go strange when", "rein it in", "downhill arrows" in a learner's paraphrase do not qualify."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
     from rag.index import stemmer
 
     stem = stemmer()
     words = re.findall(r"[A-Za-z][A-Za-z']*", question)
     for first, second in zip(words, words[1:], strict=False):
-        if (stem.stemWord(first.lower()) in unknown and content_words(second)
-                and stem.stemWord(second.lower()) in taught):
+        if (first.lower() not in ENGLISH_STOP_WORDS and stem.stemWord(first.lower()) in unknown
+                and content_words(second)
+                and stem.stemWord(second.lower()) in named):
             return first
     return None
 
@@ -308,6 +313,7 @@ class Library:
     book: NoteBook
     concepts: ConceptTable
     taught: frozenset[str] = frozenset()
+    concepts_named: frozenset[str] = frozenset()  # terms of titles and aliases
     rows: dict[str, int] | None = None  # chunk id -> row of the index's vectors
 
 
@@ -317,14 +323,23 @@ TAUGHT_SECTIONS = ("Intuition", "Definition and derivation", "Worked example")
 def taught_terms(notes) -> frozenset[str]:
     """BM25 terms of what the notes teach, as opposed to what they only mention in passing
     ("Kalman filters" in a list of uses of Bayes' theorem)."""
-    from rag.index import tokenize
-
     texts = []
     for n in notes:
         texts += [n.title, " ".join(n.aliases), n.definition, *n.definitions, *n.definitions.values()]
         for section in TAUGHT_SECTIONS:
             m = re.search(rf"^## {section}\n(.*?)(?=^## )", n.body, re.S | re.M)
             texts.append(m.group(1) if m else "")
+    return _terms(texts)
+
+
+def concept_terms(notes) -> frozenset[str]:
+    """BM25 terms of the notes' names for their concepts: titles and aliases ("decoding" of "greedy decoding")."""
+    return _terms([f"{n.title} {' '.join(n.aliases)}" for n in notes])
+
+
+def _terms(texts: list[str]) -> frozenset[str]:
+    from rag.index import tokenize
+
     tokens = tokenize(texts)
     words = {i: w for w, i in tokens.vocab.items()}
     return frozenset(words[i] for ids in tokens.ids for i in ids)
@@ -341,7 +356,8 @@ def library(retriever: Retriever) -> Library:
         return cached[1]
     corpus_dir = retriever.settings.corpus_dir
     notes = load_corpus(corpus_dir, root=corpus_dir.parent)
-    lib = Library(NoteBook.build(notes, index.chunks), ConceptTable(concepts_from_notes(notes)), taught_terms(notes))
+    lib = Library(NoteBook.build(notes, index.chunks), ConceptTable(concepts_from_notes(notes)), taught_terms(notes),
+                  concept_terms(notes))
     _LIBRARIES.clear()
     _LIBRARIES[id(index)] = (index, lib)
     return lib
@@ -477,7 +493,7 @@ def stream_answer(
     result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=mode, notices=notices,
                     asks=classify(question))
     lib = library(retriever)
-    if not covers(retriever, question, max(sims, default=0.0), lib.taught):
+    if not covers(retriever, question, max(sims, default=0.0), lib.taught, lib.concepts_named):
         yield _refusal(result, hits, start)
         return
 
