@@ -204,6 +204,7 @@ class NoteBook:
     chunks: dict[str, list[Chunk]]
     _sentences: dict[str, list[Sentence]] = field(default_factory=dict)
     _spread: dict[str, int] = field(default_factory=dict)
+    _positions: dict[int, int] = field(default_factory=dict)  # id(sentence) -> its place in its note
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -217,7 +218,13 @@ class NoteBook:
         with self._lock:
             if source not in self._sentences:
                 self._sentences[source] = [s for c in self.chunks.get(source, []) for s in chunk_sentences(c)]
+                self._positions.update((id(s), n) for n, s in enumerate(self._sentences[source]))
             return self._sentences[source]
+
+    def position(self, sentence: Sentence) -> int | None:
+        """Where a sentence stands in its note's reading order (None for a sentence not of the notes)."""
+        self.sentences(sentence.chunk.source)
+        return self._positions.get(id(sentence))
 
     def spread(self, word: str) -> int:
         """In how many notes a (stemmed) content word occurs: "loss" in most, "centre" in a few."""
@@ -459,9 +466,19 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
         if not any(_repeats(pool[i].text, c.text) for c in chosen):
             chosen.append(pool[i])
     # The lead (and the conclusion it leads to) first, then the rest in reading order of their notes.
-    position = {id(s): n for src in sources for n, s in enumerate(book.sentences(src))}
-    rest = sorted(chosen[1 + len(pinned):], key=lambda s: (s.chunk.source != source, position.get(id(s), 1 << 30)))
-    rest = [*pinned, *rest]
+    def place(s: Sentence) -> tuple[bool, int]:
+        at = book.position(s)
+        return s.chunk.source != source, 1 << 30 if at is None else at
+
+    rest = sorted(chosen[1 + len(pinned):], key=place)
+    if pinned:  # an argument reads in the note's order: a step of its passage chosen on its own joins it,
+        steps = [s for s in rest if s.chunk is lead.chunk]  # with the steps between (at most ARGUMENT_SPAN)
+        block = sorted([lead, *pinned, *steps], key=place)
+        first, last = book.position(block[0]), book.position(block[-1])
+        if first is not None and last is not None and last - first < ARGUMENT_SPAN:
+            block = [s for s in book.sentences(source)[first:last + 1] if s.chunk is lead.chunk]
+        lead, *block = block
+        rest = [*block, *(s for s in rest if s not in steps)]
     read_next = next((s.chunk for s in [*rest, lead] if s.section != IN_SHORT and s.chunk.source == source), None)
     if read_next is None:
         read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
@@ -469,6 +486,7 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
 
 
 ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence
+ARGUMENT_SPAN = 5  # an argument shown in full spans at most this many sentences of one passage
 
 
 def _argument(pool: list[Sentence], order: list[int], scores: list[float], source: str, book: NoteBook,
@@ -482,8 +500,7 @@ def _argument(pool: list[Sentence], order: list[int], scores: list[float], sourc
             pool[i].text)))), None)
     if best is None or scores[pool.index(best)] < scores[order[0]] - ARGUMENT_MARGIN:
         return None
-    own = book.sentences(best.chunk.source)
-    at = next((i for i, s in enumerate(own) if s is best), None)
+    own, at = book.sentences(best.chunk.source), book.position(best)
     if at is None:
         return None
     window = [best]
@@ -512,12 +529,10 @@ def _with_conclusion(lead: Sentence, best: Sentence, lead_score: float, best_sco
     the sentence it follows from leads instead."""
     if best is lead or best.bare or not _DEPENDENT_START.match(best.text) or lead.section == IN_SHORT:
         return lead, []
-    own = book.sentences(best.chunk.source)
-    at = next((i for i, s in enumerate(own) if s is best), None)
+    own, at, start = book.sentences(best.chunk.source), book.position(best), book.position(lead)
     if at is None:
         return lead, []
-    start = next((i for i, s in enumerate(own) if s is lead), None)
-    if start is not None and own[start].chunk is best.chunk and 0 < at - start <= CONCLUSION_GAP:
+    if start is not None and lead.chunk is best.chunk and 0 < at - start <= CONCLUSION_GAP:
         return lead, [s for s in own[start + 1:at + 1] if not s.bare]
     before = own[at - 1] if at else None
     if (before is None or before.chunk is not best.chunk or before.bullet != best.bullet or before.bare

@@ -140,3 +140,17 @@ def test_an_untaught_kind_of_a_taught_thing_is_declined(full_retriever):
     assert not reply.covered
     reply = answer("How does greedy decoding pick the next token?", retriever=full_retriever)
     assert reply.covered and reply.support["supported"] == reply.support["checked"] >= 1
+
+
+def test_an_unknown_word_before_a_plain_word_is_the_learners_own(retriever):
+    # "my" and "downhill" occur nowhere in this small corpus; neither names a kind of a concept it teaches.
+    reply = answer("On a contour plot of my loss, why do the downhill arrows cross the contour lines?",
+                   retriever=retriever)
+    assert reply.covered, reply.text
+
+
+def test_a_why_answer_gives_the_argument_in_the_order_of_its_steps(full_retriever):
+    reply = answer("Why does the uniform distribution have the maximum entropy?", retriever=full_retriever)
+    steps = [reply.text.find(s) for s in ("Jensen's inequality", "Equality in Jensen", "So the **uniform")]
+    assert 0 <= steps[0] < steps[1] < steps[2], reply.text  # premise, condition for equality, conclusion
+    assert reply.text.startswith("The logarithm is concave")
