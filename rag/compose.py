@@ -373,54 +373,75 @@ def score_sentences(question: str, asks: str, hit_sources: list[str], book: Note
         return None
     named_source, concept = choose_note(question, hit_sources, book)
     sources = list(dict.fromkeys([named_source, *hit_sources]))[:3]
-    ranked = list(dict.fromkeys(hit_sources))
     # The question's own words, beyond the note's name: "bias correction" in "Why does Adam need bias correction?"
     asked = {src: set(content_words(question)) - set(content_words(" ".join(book.names(src)[:1]))) for src in sources}
-    trouble = {src: trouble_words(question, asks, asked[src], book) for src in sources}
-    pool = [s for src in sources for s in book.sentences(src) if _allowed(s, asks, trouble[src])]
+    ask = _Asked(asks, list(dict.fromkeys(hit_sources)), asked,
+                 {src: trouble_words(question, asks, asked[src], book) for src in sources},
+                 named_source, concept, bool(_DERIVATIVE_ASKED.search(question)))
+    pool = [s for src in sources for s in book.sentences(src) if _allowed(s, asks, ask.trouble[src])]
     if not pool:
         return None
     sims = encode([s.text for s in pool]) @ qvec
     chunk_sims = chunk_similarity([s.chunk.chunk_id for s in pool]) if chunk_similarity else np.zeros(len(pool))
-    bonus = _SECTION_BONUS.get(asks, {})
-    derivative = bool(_DERIVATIVE_ASKED.search(question))
-    scores = []
-    for s, sim, csim in zip(pool, sims, chunk_sims, strict=True):
-        src = s.chunk.source
-        rank = ranked.index(src) if src in ranked else len(NOTE_PRIOR) - 1
-        score = SENTENCE_WEIGHT * float(sim) + CHUNK_WEIGHT * float(csim) + SECTION_WEIGHT * bonus.get(s.section, 0.0)
-        score += NOTE_PRIOR[min(rank, len(NOTE_PRIOR) - 1)]
-        if asked[src]:
-            said = set(content_words(s.text + " " + s.subsection))
-            score += LEXICAL_WEIGHT * len(asked[src] & said) / len(asked[src])
-        if asks == "why" and s.subsection.lower().startswith("why"):
-            score += 0.05
-        if asks == "why" and (_REASON.search(s.text) or _SO.search(s.text)):
-            score += WHY_REASON_BONUS  # a sentence that gives a reason
-        if _names_the_trouble(s, trouble[src]):
-            score += TROUBLE_BONUS  # the pitfall the question is about
-        if src == named_source and concept and (_mentions(s.text, concept) or _mentions(s.subsection, concept)):
-            score += 0.05
-        if asks in ("definition", "compare", "formula") and concept and src == named_source and re.search(
-                r"\*\*" + re.escape(concept) + r"s?\*\*", s.text, re.I):
-            score += 0.15  # the sentence where the concept is defined (bold)
-            if asks == "formula" and s.has_display:
-                score += 0.15  # ... with its display equation: what a formula question asks for
-        if asks == "formula":
-            score += 0.12 * s.has_display + 0.05 * s.has_formula
-            if derivative and _DERIVATIVE_MATH.search(s.text):
-                score += 0.10  # a derivative was asked for, and this formula is one
-        scores.append(score)
-    # A pitfall let in for the learner's trouble stays only if it is close to the question on its own merits
-    # ("In-place edits" shares only "place" with "... a variable that is used in two places ...").
-    let_in = [_names_the_trouble(s, trouble[s.chunk.source]) and _ONLY_WHEN_ASKED.get(s.section) != asks
+    scores = [_score(s, float(sim), float(csim), ask) for s, sim, csim in zip(pool, sims, chunk_sims, strict=True)]
+    pool, scores = _close_troubles(pool, scores, ask)
+    return named_source, concept, sources, pool, scores
+
+
+@dataclass
+class _Asked:
+    """What the scoring of one question's sentences needs to know about it."""
+
+    asks: str
+    ranked: list[str]  # the retrieved notes, best first
+    asked: dict[str, set[str]]  # source -> the question's own words beyond that note's name
+    trouble: dict[str, set[str]]  # source -> the words of the learner's trouble
+    named_source: str
+    concept: str | None
+    derivative: bool  # a derivative, gradient, Jacobian or Hessian was asked for
+
+
+def _score(s: Sentence, sim: float, csim: float, q: _Asked) -> float:
+    """One sentence's score: its and its chunk's similarity to the question, and what the question asks for."""
+    src, asks = s.chunk.source, q.asks
+    rank = q.ranked.index(src) if src in q.ranked else len(NOTE_PRIOR) - 1
+    score = SENTENCE_WEIGHT * sim + CHUNK_WEIGHT * csim
+    score += SECTION_WEIGHT * _SECTION_BONUS.get(asks, {}).get(s.section, 0.0)
+    score += NOTE_PRIOR[min(rank, len(NOTE_PRIOR) - 1)]
+    if q.asked[src]:
+        said = set(content_words(s.text + " " + s.subsection))
+        score += LEXICAL_WEIGHT * len(q.asked[src] & said) / len(q.asked[src])
+    if asks == "why" and s.subsection.lower().startswith("why"):
+        score += 0.05
+    if asks == "why" and (_REASON.search(s.text) or _SO.search(s.text)):
+        score += WHY_REASON_BONUS  # a sentence that gives a reason
+    if _names_the_trouble(s, q.trouble[src]):
+        score += TROUBLE_BONUS  # the pitfall the question is about
+    concept = q.concept if src == q.named_source else None
+    if concept and (_mentions(s.text, concept) or _mentions(s.subsection, concept)):
+        score += 0.05
+    if asks in ("definition", "compare", "formula") and concept and re.search(
+            r"\*\*" + re.escape(concept) + r"s?\*\*", s.text, re.I):
+        score += 0.15  # the sentence where the concept is defined (bold)
+        if asks == "formula" and s.has_display:
+            score += 0.15  # ... with its display equation: what a formula question asks for
+    if asks == "formula":
+        score += 0.12 * s.has_display + 0.05 * s.has_formula
+        if q.derivative and _DERIVATIVE_MATH.search(s.text):
+            score += 0.10  # a derivative was asked for, and this formula is one
+    return score
+
+
+def _close_troubles(pool: list[Sentence], scores: list[float], q: _Asked) -> tuple[list[Sentence], list[float]]:
+    """A pitfall let in for the learner's trouble stays only if it is close to the question on its own merits
+    ("In-place edits" shares only "place" with "... a variable that is used in two places ...")."""
+    let_in = [_names_the_trouble(s, q.trouble[s.chunk.source]) and _ONLY_WHEN_ASKED.get(s.section) != q.asks
               for s in pool]
     others = [sc for sc, li in zip(scores, let_in, strict=True) if not li]
     keep = [not (li and others and sc - TROUBLE_BONUS < max(others) - TROUBLE_MARGIN)
             for sc, li in zip(scores, let_in, strict=True)]
-    pool = [s for s, k in zip(pool, keep, strict=True) if k]
-    scores = [sc for sc, k in zip(scores, keep, strict=True) if k]
-    return named_source, concept, sources, pool, scores
+    return ([s for s, k in zip(pool, keep, strict=True) if k],
+            [sc for sc, k in zip(scores, keep, strict=True) if k])
 
 
 def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qvec: np.ndarray,
