@@ -119,6 +119,7 @@ _REASON = re.compile(r"\b(?:because|since|so that|which is why|that is why|the r
 _SO = re.compile(r",\s+so\b")  # "... neither step can increase $J$, so it stops": a reason too, but a weak sign
 WHY_REASON_BONUS = 0.08
 TROUBLE_BONUS = 0.15
+HEADING_BONUS, HEADING_SHARE = 0.20, 0.5  # a why question's words in a subsection heading
 TROUBLE_MARGIN = 0.10
 MAX_EXTRA = 3  # sentences after the lead
 REPEAT_SHARE = 0.7  # an extra sentence sharing this much of its words with a chosen one is left out
@@ -413,6 +414,9 @@ def _score(s: Sentence, sim: float, csim: float, q: _Asked) -> float:
         score += LEXICAL_WEIGHT * len(q.asked[src] & said) / len(q.asked[src])
     if asks == "why" and s.subsection.lower().startswith("why"):
         score += 0.05
+    if asks == "why" and q.asked[src]:  # the note's own subsection on what is asked ("KL is never negative")
+        heading = len(q.asked[src] & set(content_words(s.subsection))) / len(q.asked[src])
+        score += HEADING_BONUS * (heading >= HEADING_SHARE)
     if asks == "why" and (_REASON.search(s.text) or _SO.search(s.text)):
         score += WHY_REASON_BONUS  # a sentence that gives a reason
     if _names_the_trouble(s, q.trouble[src]):
@@ -493,11 +497,11 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
 
     rest = sorted(chosen[1 + len(pinned):], key=place)
     if pinned:  # an argument reads in the note's order: a step of its passage chosen on its own joins it,
-        steps = [s for s in rest if s.chunk is lead.chunk]  # with the steps between (at most ARGUMENT_SPAN)
+        steps = [s for s in rest if _same_passage(s, lead)]  # with the steps between (at most ARGUMENT_SPAN)
         block = sorted([lead, *pinned, *steps], key=place)
         first, last = book.position(block[0]), book.position(block[-1])
         if first is not None and last is not None and last - first < ARGUMENT_SPAN:
-            block = [s for s in book.sentences(source)[first:last + 1] if s.chunk is lead.chunk]
+            block = [s for s in book.sentences(source)[first:last + 1] if _same_passage(s, lead)]
         lead, *block = block
         rest = [*block, *(s for s in rest if s not in steps)]
     read_next = next((s.chunk for s in [*rest, lead] if s.section != IN_SHORT and s.chunk.source == source), None)
@@ -507,6 +511,8 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
 
 
 ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence
+ARGUMENT_LIST = 3  # the items of a list the argument's sentence announces, at most
+ANNOUNCE_WORDS = 8  # a sentence this short, followed by a list, only announces it
 ARGUMENT_SPAN = 5  # an argument shown in full spans at most this many sentences of one passage
 
 
@@ -532,9 +538,24 @@ def _argument(pool: list[Sentence], order: list[int], scores: list[float], sourc
     if at + 1 < len(own) and own[at + 1].chunk is best.chunk and _CONCLUDES.match(own[at + 1].text):
         window.append(own[at + 1])
     window = [s for s in window if _allowed(s, asks) or s is best]
+    if _announces_list(best, own[at + 1:at + 1 + ARGUMENT_LIST]):  # "Three mechanisms are commonly cited."
+        window += [s for s in own[at + 1:at + 1 + ARGUMENT_LIST] if s.bullet and _same_passage(s, best)]
     if not window or _DEPENDENT_START.match(window[0].text):
         return None
     return window[0], window[1:]
+
+
+def _same_passage(a: Sentence, b: Sentence) -> bool:
+    """Whether two sentences are of one passage: the same note's same (sub)section, whatever chunk."""
+    return (a.chunk.source, a.section, a.subsection) == (b.chunk.source, b.section, b.subsection)
+
+
+def _announces_list(sentence: Sentence, after: list[Sentence]) -> bool:
+    """Whether a sentence only announces the list that follows it in its passage ("Three mechanisms are
+    commonly cited.", "It fails in two ways:"): the reasons are the list's items."""
+    words = len(re.findall(r"[A-Za-z]+", sentence.text))
+    return (not sentence.bullet and bool(after) and after[0].bullet and _same_passage(after[0], sentence)
+            and (sentence.text.rstrip().endswith(":") or words <= ANNOUNCE_WORDS))
 
 
 _CONCLUDES = re.compile(r"^(?:so|thus|hence|therefore|then|since|because|this is why|that is why|which is why)\b", re.I)

@@ -154,3 +154,20 @@ def test_a_why_answer_gives_the_argument_in_the_order_of_its_steps(full_retrieve
     steps = [reply.text.find(s) for s in ("Jensen's inequality", "Equality in Jensen", "So the **uniform")]
     assert 0 <= steps[0] < steps[1] < steps[2], reply.text  # premise, condition for equality, conclusion
     assert reply.text.startswith("The logarithm is concave")
+
+
+def test_a_why_answer_comes_from_the_notes_subsection_on_what_is_asked(full_retriever):
+    # The note has "### KL is never negative" and, next to it, "### KL is not symmetric"; the first answers.
+    reply = answer("Why is the KL divergence never negative?", retriever=full_retriever)
+    assert "Jensen" in reply.text.split("\n\n")[0], reply.text  # the proof (Gibbs' inequality) leads
+    asymmetry = reply.text.find("so KL is a divergence, not a distance")
+    assert asymmetry == -1 or asymmetry > reply.text.find("This is **Gibbs' inequality**") > 0, reply.text
+
+
+def test_a_sentence_that_announces_a_list_of_reasons_comes_with_the_list(full_retriever):
+    reply = answer("Why do transformers need a learning-rate warm-up at the start of training?",
+                   retriever=full_retriever)
+    assert reply.text.startswith("Three mechanisms are commonly cited"), reply.text
+    for item in ("1. **Adam's early steps", "2. **Stability needs", "3. **Post-LN transformers**"):
+        assert item in reply.text, reply.text
+    assert reply.support["supported"] == reply.support["checked"]
