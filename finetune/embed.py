@@ -40,9 +40,9 @@ import numpy as np
 
 from finetune.data import Example, ensure_data, load_examples
 from finetune.lora import NAME_RE
+from rag.artifacts import file_sha256
 from rag.chunking import Chunk, chunk_corpus
 from rag.corpus import load_corpus
-from rag.index import file_sha256
 from rag.models import EMBEDDING_MODEL_ID, embedders_dir, embedding_model_dir
 from rag.settings import Settings, get_settings
 

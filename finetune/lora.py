@@ -36,8 +36,7 @@ from pathlib import Path
 
 from finetune.data import Example, data_dir, ensure_data, load_examples
 from finetune.presets import LoraRun
-from rag.artifacts import write_atomic
-from rag.index import file_sha256
+from rag.artifacts import file_sha256, write_atomic
 from rag.models import GENERATOR_MODEL_ID
 from rag.settings import Settings, get_settings
 

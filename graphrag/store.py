@@ -36,9 +36,9 @@ from networkx.readwrite import json_graph
 
 from graphrag.build import build_graph
 from graphrag.communities import Community, detect
-from rag.artifacts import CorruptArtifact, StorageError, VersionedStore
+from rag.artifacts import CorruptArtifact, StorageError, VersionedStore, file_sha256
 from rag.corpus import load_corpus
-from rag.index import SearchIndex, embed, file_sha256
+from rag.index import SearchIndex, embed
 from rag.settings import Settings, get_settings
 
 FORMAT = 1

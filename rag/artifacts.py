@@ -48,6 +48,15 @@ from pathlib import Path
 Writer = Callable[[Path], None]
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (manifests record it for every artifact)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class CorruptArtifact(RuntimeError):
     """A stored artifact that fails its checks (missing file, bad checksum, unreadable manifest)."""
 

@@ -40,7 +40,7 @@ import bm25s
 import faiss
 import numpy as np
 
-from rag.artifacts import CorruptArtifact, StorageError, VersionedStore
+from rag.artifacts import CorruptArtifact, StorageError, VersionedStore, file_sha256
 from rag.chunking import DEFAULT_CHUNK_SIZE, Chunk, chunk_note
 from rag.corpus import Note, load_corpus
 from rag.models import EMBEDDING_DIM, embedder_identity, load_embedder
@@ -67,14 +67,6 @@ class IndexCorrupt(CorruptArtifact):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _text_hash(text: str) -> str:

