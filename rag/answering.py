@@ -54,7 +54,7 @@ import numpy as np
 
 from rag.compose import NoteBook, chunk_sentences, classify, compose
 from rag.corpus import load_corpus
-from rag.generators import ContextChunk, ExtractiveGenerator, get_generator, sentence_vectors
+from rag.generators import NOT_COVERED, ContextChunk, ExtractiveGenerator, get_generator, sentence_vectors
 from rag.models import load_embedder
 from rag.retriever import Hit, Retriever, check_k, check_mode
 from rag.settings import get_settings
@@ -77,7 +77,6 @@ ATTRIBUTION_SIMILARITY = 0.55
 # Share of an answer's content words that must occur in the question or context.
 MIN_GROUNDING = 0.65
 MIN_CONTENT_WORDS = 4
-NOT_COVERED = "The notes do not cover this."
 DEFAULT_GENERATOR = "composed"
 CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 SYSTEM_PROMPT = (

@@ -20,9 +20,7 @@ from rag import __version__, scratch_cli
 from rag import corpus as corpus_mod
 from rag.models import ModelNotFound, embedding_model_dir, generator_gguf_path
 from rag.plugins import after_index_hooks, all_modes, load_retriever
-from rag.settings import get_settings
-
-MODES = ("dense", "bm25", "hybrid")
+from rag.settings import INDEX_KINDS, MODES, get_settings
 
 
 class UserError(Exception):
@@ -219,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the search index (only changed notes are re-embedded)",
                        description="Build the FAISS + BM25 index over the notes, or bring it up to date.")
     p.add_argument("--rebuild", action="store_true", help="re-embed every note instead of only changed ones")
-    p.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
+    p.add_argument("--kind", default="auto", choices=INDEX_KINDS,
                    help="FAISS index type (default: auto = exact below 20,000 chunks)")
     p.add_argument("--json", action="store_true", help="print what was done as JSON")
     p.set_defaults(func=cmd_index)

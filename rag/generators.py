@@ -52,6 +52,7 @@ from rag.settings import Settings, get_settings
 GENERATOR_KINDS = ("composed", "smollm2", "smollm2+lora:<adapter>", "scratch", "hf:<path>", "openai:<base_url>#<model>",
                    "extractive")
 CONVERTED_FORMAT = 1
+NOT_COVERED = "The notes do not cover this."  # the refusal: every generator, the app and the training data say it
 
 
 class GeneratorError(RuntimeError):
@@ -346,7 +347,7 @@ class ExtractiveGenerator:
         """The best few context sentences for ``question``, in reading order, each cited."""
         candidates = [(c.number, s) for c in context for s in context_sentences(c.text)]
         if not question.strip() or not candidates:
-            return "The notes do not cover this."
+            return NOT_COVERED
         model = load_embedder()
         query = model.encode([question], normalize_embeddings=True, show_progress_bar=False)[0]
         return self.compose(candidates, sentence_vectors(model, [s for _, s in candidates]) @ query)

@@ -44,12 +44,11 @@ from rag.artifacts import CorruptArtifact, StorageError, VersionedStore, file_sh
 from rag.chunking import DEFAULT_CHUNK_SIZE, Chunk, chunk_note
 from rag.corpus import Note, load_corpus
 from rag.models import EMBEDDING_DIM, embedder_identity, load_embedder
-from rag.settings import Settings, get_settings
+from rag.settings import INDEX_KINDS, Settings, get_settings
 
 log = logging.getLogger("mathrag")
 
 FORMAT_VERSION = 2  # 2: the notes' "In short" chunks (front-matter definitions)
-INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 FLAT_LIMIT = 20_000  # "auto" keeps exact search below this many chunks, and picks HNSW above
 # Approximate-index settings, measured by ``mathrag bench --suite scale``. On real embeddings (the notes
 # plus 11k docstring paragraphs, asked the development questions) HNSW with efSearch = 64 keeps
@@ -109,9 +108,15 @@ def embed(texts: list[str], progress: bool = True, batch_size: int = 64,
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def choose_kind(kind: str, n: int) -> str:
+def check_kind(kind: str) -> str:
+    """``kind`` if it names an index kind, else a one-line ValueError listing them."""
     if kind not in INDEX_KINDS:
         raise ValueError(f"unknown index kind '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
+    return kind
+
+
+def choose_kind(kind: str, n: int) -> str:
+    check_kind(kind)
     if kind == "auto":
         return "flat" if n < FLAT_LIMIT else "hnsw"
     return kind
@@ -313,8 +318,7 @@ def update_index(
     """
     settings = settings or get_settings()
     store = VersionedStore(index_dir(settings), "index")
-    if kind not in INDEX_KINDS:
-        raise ValueError(f"unknown index kind '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
+    check_kind(kind)
     start = time.perf_counter()
     if not store.writable():
         return _read_only(store, settings, kind, chunk_size, start)

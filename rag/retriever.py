@@ -29,10 +29,9 @@ import numpy as np
 from rag.chunking import DEFAULT_CHUNK_SIZE
 from rag.index import SearchIndex, UpdateReport, tokenize, update_index
 from rag.models import load_embedder
-from rag.settings import Settings, get_settings
+from rag.settings import MODES, Settings, get_settings
 from rag.text import clean_question
 
-MODES = ("dense", "bm25", "hybrid")
 NOTE_SPREAD = 0.85  # spread_over_notes: each earlier pick from the same note multiplies a score by this
 T = TypeVar("T")
 RRF_K = 60

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The names a user may choose from, here so that a command line can list them without loading FAISS.
+MODES = ("dense", "bm25", "hybrid")  # retrieval modes (the graph adds its own: graphrag.GRAPH_MODES)
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")  # FAISS index kinds; "auto" is flat below FLAT_LIMIT chunks
 
 
 def _home_from_env() -> Path:
