@@ -30,7 +30,6 @@ makes the index (and every query) use it; the index then rebuilds, as its manife
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -40,7 +39,7 @@ import numpy as np
 
 from finetune.data import Example, ensure_data, load_examples
 from finetune.lora import NAME_RE
-from rag.artifacts import file_sha256
+from rag.artifacts import file_sha256, staged_folder
 from rag.chunking import Chunk, chunk_corpus
 from rag.corpus import load_corpus
 from rag.models import EMBEDDING_MODEL_ID, embedders_dir, embedding_model_dir
@@ -172,10 +171,7 @@ def train_embedder(settings: Settings | None = None, name: str = "notes", *, epo
     model = _load(base)  # a fresh copy: the process-wide embedder (rag.models.load_embedder) stays as it is
     before = _metrics(model, chunks, val_examples, str(validation_file))
 
-    embedders_dir(settings).mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_folder(target) as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=str(tmp / "trainer"), seed=seed, data_seed=seed, num_train_epochs=epochs,
             max_steps=max_steps, per_device_train_batch_size=batch_size, learning_rate=learning_rate,
@@ -208,27 +204,7 @@ def train_embedder(settings: Settings | None = None, name: str = "notes", *, epo
             "before": before, "after": after, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         (tmp / RUN_CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _swap_in(tmp, target)
     return card
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Replace ``target`` by the finished folder ``tmp``: two renames, the old folder restored on failure."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old.exists() and not target.exists():
-            os.replace(old, target)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def list_embedders(settings: Settings | None = None) -> list[dict]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from finetune.data import Example, data_dir, ensure_data, load_examples
 from finetune.presets import LoraRun
-from rag.artifacts import file_sha256, write_atomic
+from rag.artifacts import file_sha256, staged_folder, write_atomic
 from rag.models import GENERATOR_MODEL_ID
 from rag.settings import Settings, get_settings
 
@@ -304,17 +303,10 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
 
 def _save_adapter(model, card: dict, history: list[dict], target: Path) -> None:
     """Write adapter + run card + loss curve into a temporary folder beside ``target``, then swap it in."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    (tmp / "run_card.json").write_text(json.dumps(card, indent=2))
-    _loss_curve(history, tmp / "loss_curve.png", f"LoRA '{card['name']}' ({card['preset']})")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    with staged_folder(target) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "run_card.json").write_text(json.dumps(card, indent=2))
+        _loss_curve(history, tmp / "loss_curve.png", f"LoRA '{card['name']}' ({card['preset']})")
 
 
 # --------------------------------------------------------------------------- using an adapter
@@ -348,14 +340,11 @@ def merge_adapter(settings: Settings | None, name: str, out: Path | None = None,
     if out.exists() and not overwrite:
         raise FinetuneError(f"{out} exists; pass --overwrite to replace it")
     model, tokenizer = load_adapter_model(settings, name, merge=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / "mathrag_manifest.json").write_text(json.dumps({"base": GENERATOR_MODEL_ID, "adapter": name}, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with staged_folder(out) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "mathrag_manifest.json").write_text(json.dumps({"base": GENERATOR_MODEL_ID, "adapter": name},
+                                                              indent=2))
     return out
 
 

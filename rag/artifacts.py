@@ -102,6 +102,33 @@ def write_atomic(path: Path, data: bytes | str | Writer) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to write a whole artifact into (a model, an adapter). When the block
+    ends normally it replaces ``target`` by two renames, the old folder put back if the second fails; when
+    the block raises, it is removed and ``target`` is left as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}-{time.monotonic_ns()}")
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+    if target.exists():
+        os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 class VersionedStore:
     """Complete version folders under ``root`` and a ``CURRENT`` pointer to the live one."""
 

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,6 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rag.artifacts import staged_folder
 from rag.models import GENERATOR_MODEL_ID, generator_gguf_path, load_embedder
 from rag.settings import Settings, get_settings
 
@@ -111,17 +110,10 @@ def ensure_smollm2(settings: Settings | None = None) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.partial-{time.monotonic_ns()}"
-    try:
+    with staged_folder(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         (tmp / "mathrag_manifest.json").write_text(json.dumps({"source": source}, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -149,3 +149,20 @@ def test_ivf_is_edited_in_place_and_trained_again_once_the_corpus_doubles(small_
     assert len(grown) > 2 * trained and grown.manifest["trained_on"] == len(grown)  # trained again
     _, ids = grown.faiss_index.search(grown.vectors[-5:], 1)
     assert [grown.row_of_id[int(i)] for i in ids[:, 0]] == list(range(len(grown) - 5, len(grown)))
+
+
+def test_a_staged_folder_replaces_its_target_whole_or_not_at_all(tmp_path):
+    from rag.artifacts import staged_folder
+
+    target = tmp_path / "adapter"
+    with staged_folder(target) as tmp:
+        (tmp / "weights").write_text("v1")
+    assert (target / "weights").read_text() == "v1"
+    with pytest.raises(RuntimeError, match="killed"), staged_folder(target) as tmp:
+        (tmp / "weights").write_text("half of v2")
+        raise RuntimeError("killed while writing")
+    assert (target / "weights").read_text() == "v1"  # the old artifact is kept, whole
+    with staged_folder(target) as tmp:
+        (tmp / "weights").write_text("v2")
+    assert (target / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # nothing left beside it
