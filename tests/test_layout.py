@@ -2,6 +2,7 @@
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ["from_scratch", "rag", "graphrag", "finetune", "app"]
-# What each package may import from the project (DESIGN.md: app -> graphrag -> rag -> from_scratch, finetune -> rag).
+# What each package may import from the project: docs/ARCHITECTURE.md, "The layers"
+# (app -> graphrag -> rag -> from_scratch, finetune -> rag).
 ALLOWED = {
     "from_scratch": set(),
     "rag": {"from_scratch"},
@@ -18,6 +20,15 @@ ALLOWED = {
     "finetune": {"rag", "from_scratch"},
     "app": {"rag", "graphrag", "from_scratch"},
 }
+
+
+def test_the_architecture_page_states_these_rules():
+    page = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    for package, allowed in ALLOWED.items():
+        row = next((line for line in page.splitlines() if line.startswith(f"| `{package}/` |")), None)
+        assert row is not None, f"docs/ARCHITECTURE.md has no row for {package}/"
+        stated = set(re.findall(r"`(\w+)`", row.rsplit("|", 2)[-2])) or set()
+        assert stated == allowed, (package, stated, allowed)
 
 
 def modules(package):
