@@ -472,99 +472,139 @@ def stream_answer(
 ) -> Iterator[Answer]:
     """Yield the answer as it grows; the last one has ``done=True``, resolved citations and its support check.
 
+    The phases: retrieve -> decline or go on -> withhold instructions -> compose -> generate -> verify.
     ``guard=False`` shows a model's answer as written (still checked, and the check still reported).
     """
     start = time.perf_counter()
     question, notices = clean_question(question)
-    k = check_k(k)
     retriever = retriever or get_retriever()
-    check_mode(mode, retriever.modes)
-    if not 1 <= int(max_new_tokens) <= 4096:
-        raise ValueError(f"max_new_tokens must be from 1 to 4096, not {max_new_tokens}")
-    if not 0.0 <= float(temperature) <= 2.0:
-        raise ValueError(f"temperature must be from 0 to 2, not {temperature}")
+    k = _check_options(retriever, k, mode, max_new_tokens, temperature)
     gen = get_generator(generator)  # fails early, before any work, on an unknown generator
 
-    hits = retriever.search(retrieval_query(question, history), k=k, mode=mode)
-    sims = [h.similarity for h in hits]
-    if hits and any(s is None for s in sims):
-        sims = retriever.similarity(question, hits)
+    hits, best = _retrieve(retriever, question, history, k, mode)
     result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=mode, notices=notices,
                     asks=classify(question))
     lib = library(retriever)
-    if not covers(retriever, question, max(sims, default=0.0), lib.taught, lib.concepts_named):
+    if not covers(retriever, question, best, lib.taught, lib.concepts_named):
         yield _refusal(result, hits, start)
         return
 
-    # The notes are data: a sentence in them that instructs the assistant is withheld from the model.
-    shown, hits = hits, []
-    for h in shown:
-        text, withheld = withhold_instructions(h.text)
-        hits.append(dataclasses.replace(h, text=text) if withheld else h)
-        if withheld:
-            result.notices.append(f"{h.source} contains text addressed to the assistant; it was treated as data "
-                                  "and left out of the model's context")
+    shown, hits = hits, _withhold(hits, result.notices)
     qvec = retriever.embed_query(question)[0]
-    index = retriever.index
-    rows = {c.chunk_id: i for i, c in enumerate(index.chunks)} if lib.rows is None else lib.rows
-    lib.rows = rows
-
-    def chunk_sims(ids: list[str], q: np.ndarray) -> np.ndarray:
-        return index.vectors[[rows[i] for i in ids]] @ q
-
-    composed, read_next, hits = composed_answer(question, hits, lib, qvec, chunk_sims)
+    composed, read_next, hits = composed_answer(question, hits, lib, qvec, _chunk_similarity(retriever, lib))
     shown = shown + hits[len(shown):]  # chunks the composer added are cited too
     result.hits = shown
-    context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
-    passages = [f"{h.heading}\n{h.text}" for h in hits]  # the heading says what the passage is about
 
-    if gen.name == DEFAULT_GENERATOR:
-        text = composed
-        result.first_token_seconds = time.perf_counter() - start
-    elif gen.name == ExtractiveGenerator.name:
-        text = ExtractiveGenerator().answer(question, context)
-        result.first_token_seconds = time.perf_counter() - start
-    else:
-        if getattr(gen, "condensed_context", False):
-            messages = build_condensed_messages(question, composed, history)
-        else:
-            messages = build_messages(question, hits, history)
-        pieces = []
-        for piece in gen.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature, context=context):
-            if result.first_token_seconds is None:
-                result.first_token_seconds = time.perf_counter() - start
-            pieces.append(piece)
-            result.text = "".join(pieces)
-            yield result
-        text = "".join(pieces).strip()
-        if not text or text.startswith(NOT_COVERED):
-            yield _refusal(result, hits, start)
-            return
-        result.grounding = grounding(text, question, hits)
-        text = attribute_uncited(text, hits)
-
-    checked, support = enforce(text, passages, lib.concepts, replacement=_replacement(hits))
-    result.support = support.to_dict()
-    if gen.name not in (DEFAULT_GENERATOR, ExtractiveGenerator.name) and guard:
-        if support.supported == 0:
-            result.notices.append(f"none of {gen.name}'s {support.checked} sentences was supported by the passage "
-                                  "it cites; showing the notes' own sentences instead")
-            checked, result.fallback = composed, DEFAULT_GENERATOR
-            result.support = enforce(composed, passages, lib.concepts)[1].to_dict()
-        elif support.supported < support.checked:
-            result.notices.append(f"{support.checked - support.supported} of {gen.name}'s {support.checked} "
-                                  "sentences were not supported by the passage they cite and were "
-                                  + ("replaced by the notes' own sentence or " if support.replaced else "")
-                                  + "removed")
-        text = checked
-    elif gen.name in (DEFAULT_GENERATOR, ExtractiveGenerator.name):
-        text = checked
+    text = yield from _generate(gen, question, composed, hits, history, result, start,
+                                max_new_tokens=max_new_tokens, temperature=temperature)
+    if text is None:  # the model said the notes do not cover it
+        yield _refusal(result, hits, start)
+        return
+    text = _verify(text, gen.name, composed, hits, lib, result, guard)
     if read_next and text and result.fallback in (None, DEFAULT_GENERATOR):
         text = f"{text}\n\n{read_next}"
     result.text, result.citations = resolve_citations(text, shown)
     result.done = True
     result.seconds = time.perf_counter() - start
     yield result
+
+
+def _check_options(retriever: Retriever, k: int, mode: str, max_new_tokens: int, temperature: float) -> int:
+    """``k`` as an int, after a one-line ValueError for any option out of range."""
+    k = check_k(k)
+    check_mode(mode, retriever.modes)
+    if not 1 <= int(max_new_tokens) <= 4096:
+        raise ValueError(f"max_new_tokens must be from 1 to 4096, not {max_new_tokens}")
+    if not 0.0 <= float(temperature) <= 2.0:
+        raise ValueError(f"temperature must be from 0 to 2, not {temperature}")
+    return k
+
+
+def _retrieve(retriever: Retriever, question: str, history: list[dict] | None, k: int,
+              mode: str) -> tuple[list[Hit], float]:
+    """(hits, the best hit's cosine similarity with the question itself)."""
+    hits = retriever.search(retrieval_query(question, history), k=k, mode=mode)
+    sims = [h.similarity for h in hits]
+    if hits and any(s is None for s in sims):
+        sims = retriever.similarity(question, hits)
+    return hits, max(sims, default=0.0)
+
+
+def _withhold(hits: list[Hit], notices: list[str]) -> list[Hit]:
+    """The notes are data: a sentence in them that instructs the assistant is withheld from the model."""
+    out = []
+    for h in hits:
+        text, withheld = withhold_instructions(h.text)
+        out.append(dataclasses.replace(h, text=text) if withheld else h)
+        if withheld:
+            notices.append(f"{h.source} contains text addressed to the assistant; it was treated as data "
+                           "and left out of the model's context")
+    return out
+
+
+def _chunk_similarity(retriever: Retriever, lib: Library):
+    """chunk_sims(ids, q): the cosine of ``q`` with the stored vectors of those chunks."""
+    index = retriever.index
+    if lib.rows is None:
+        lib.rows = {c.chunk_id: i for i, c in enumerate(index.chunks)}
+    rows = lib.rows
+
+    def chunk_sims(ids: list[str], q: np.ndarray) -> np.ndarray:
+        return index.vectors[[rows[i] for i in ids]] @ q
+
+    return chunk_sims
+
+
+def _generate(gen, question: str, composed: str, hits: list[Hit], history: list[dict] | None, result: Answer,
+              start: float, *, max_new_tokens: int, temperature: float):
+    """The answer's text before the check (None when a model says the notes do not cover it). A model's
+    answer is yielded as it grows; the composed and extractive ones come at once."""
+    context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
+    if gen.name in (DEFAULT_GENERATOR, ExtractiveGenerator.name):
+        text = composed if gen.name == DEFAULT_GENERATOR else ExtractiveGenerator().answer(question, context)
+        result.first_token_seconds = time.perf_counter() - start
+        return text
+    if getattr(gen, "condensed_context", False):
+        messages = build_condensed_messages(question, composed, history)
+    else:
+        messages = build_messages(question, hits, history)
+    pieces = []
+    for piece in gen.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature, context=context):
+        if result.first_token_seconds is None:
+            result.first_token_seconds = time.perf_counter() - start
+        pieces.append(piece)
+        result.text = "".join(pieces)
+        yield result
+    text = "".join(pieces).strip()
+    if not text or text.startswith(NOT_COVERED):
+        return None
+    result.grounding = grounding(text, question, hits)
+    return attribute_uncited(text, hits)
+
+
+def _verify(text: str, generator: str, composed: str, hits: list[Hit], lib: Library, result: Answer,
+            guard: bool) -> str:
+    """The text to show after every sentence is checked against the passage it cites (the check goes in
+    ``result.support``). A model's answer with no supported sentence is replaced by the composed one."""
+    passages = [f"{h.heading}\n{h.text}" for h in hits]  # the heading says what the passage is about
+    checked, support = enforce(text, passages, lib.concepts, replacement=_replacement(hits))
+    result.support = support.to_dict()
+    if generator in (DEFAULT_GENERATOR, ExtractiveGenerator.name):
+        return checked
+    if not guard:
+        return text  # shown as written; the check above is still reported
+    if support.supported == 0:
+        result.notices.append(f"none of {generator}'s {support.checked} sentences was supported by the passage "
+                              "it cites; showing the notes' own sentences instead")
+        result.fallback = DEFAULT_GENERATOR
+        result.support = enforce(composed, passages, lib.concepts)[1].to_dict()
+        return composed
+    if support.supported < support.checked:
+        result.notices.append(f"{support.checked - support.supported} of {generator}'s {support.checked} "
+                              "sentences were not supported by the passage they cite and were "
+                              + ("replaced by the notes' own sentence or " if support.replaced else "")
+                              + "removed")
+    return checked
 
 
 def answer(question: str, **kwargs) -> Answer:
