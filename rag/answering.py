@@ -477,8 +477,9 @@ def stream_answer(
     """
     start = time.perf_counter()
     question, notices = clean_question(question)
+    k = _check_options(k, max_new_tokens, temperature)  # before any work, like the mode and generator below
     retriever = retriever or get_retriever()
-    k = _check_options(retriever, k, mode, max_new_tokens, temperature)
+    check_mode(mode, retriever.modes)
     gen = get_generator(generator)  # fails early, before any work, on an unknown generator
 
     hits, best = _retrieve(retriever, question, history, k, mode)
@@ -509,10 +510,9 @@ def stream_answer(
     yield result
 
 
-def _check_options(retriever: Retriever, k: int, mode: str, max_new_tokens: int, temperature: float) -> int:
+def _check_options(k: int, max_new_tokens: int, temperature: float) -> int:
     """``k`` as an int, after a one-line ValueError for any option out of range."""
     k = check_k(k)
-    check_mode(mode, retriever.modes)
     if not 1 <= int(max_new_tokens) <= 4096:
         raise ValueError(f"max_new_tokens must be from 1 to 4096, not {max_new_tokens}")
     if not 0.0 <= float(temperature) <= 2.0:
