@@ -8,6 +8,15 @@ on it. This package may import ``rag``; ``rag`` never imports it.
     hits = GraphRetriever.load().search("What do I need before LoRA?", k=5, mode="graph-local")
 """
 
-from graphrag.retriever import GRAPH_MODES, GraphHit, GraphRetriever
+from graphrag.modes import GRAPH_MODES
 
-__all__ = ["GRAPH_MODES", "GraphHit", "GraphRetriever"]
+_LAZY = {"GraphRetriever": "graphrag.retriever", "GraphHit": "graphrag.retriever"}  # FAISS, NetworkX: on first use
+__all__ = ["GRAPH_MODES", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'graphrag' has no attribute '{name}'")

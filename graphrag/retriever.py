@@ -38,13 +38,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphrag.concepts import Concept, ConceptMatcher
+from graphrag.modes import ALIASES, GRAPH_MODES
 from graphrag.store import GraphData, ensure_graph
 from rag.retriever import Hit, Retriever, check_k, spread_over_notes
 from rag.settings import Settings
 from rag.text import clean_question
 
-GRAPH_MODES = ("graph-local", "graph-global", "graph-hybrid")
-ALIASES = {"local": "graph-local", "global": "graph-global"}
 EDGE_WEIGHT = {"defines": 0.9, "prerequisite_of": 0.8, "links_to": 0.6}
 DECAY, MAX_HOPS = 0.6, 2
 SEED_MIN_SIMILARITY, SEEDS_BY_EMBEDDING = 0.45, 3

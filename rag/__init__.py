@@ -10,7 +10,7 @@ Public API (imported lazily, so ``import rag`` stays cheap)::
 
 Modules: ``corpus`` (read and validate notes), ``chunking``, ``index`` (FAISS +
 BM25 on disk), ``retriever``, ``generators``, ``answering``, ``settings``,
-``models`` (where the embedded models live), ``cli`` (the ``mathrag`` command).
+``models`` (where the embedded models live). The ``mathrag`` command is the package ``mathrag``.
 """
 
 import os

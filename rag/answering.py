@@ -564,7 +564,7 @@ def _generate(gen, question: str, composed: str, hits: list[Hit], history: list[
         text = composed if gen.name == DEFAULT_GENERATOR else ExtractiveGenerator().answer(question, context)
         result.first_token_seconds = time.perf_counter() - start
         return text
-    if getattr(gen, "condensed_context", False):
+    if gen.condensed_context:
         messages = build_condensed_messages(question, composed, history)
     else:
         messages = build_messages(question, hits, history)

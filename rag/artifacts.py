@@ -26,10 +26,6 @@ caught (:meth:`VersionedStore.read_manifest`).
 A write that fails (no space left, permission denied, read-only file system) raises
 :class:`StorageError`, a one-line message naming the folder and the reason; the
 temporary files are removed and what was there before is untouched.
-
-For fault-injection tests, ``MATHRAG_PAUSE_BEFORE_PUBLISH=<seconds>`` makes a
-writer wait after a version is complete on disk and before it is published, so a
-test can ``kill -9`` it at the worst moment.
 """
 
 from __future__ import annotations
@@ -223,9 +219,6 @@ class VersionedStore:
             for p in tmp.rglob("*"):
                 if p.is_file():
                     _fsync(p)
-            pause = float(os.environ.get("MATHRAG_PAUSE_BEFORE_PUBLISH") or 0)
-            if pause > 0:
-                time.sleep(pause)
             manifest = tmp / "manifest.json"
             digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else ""
             final = self.root / name

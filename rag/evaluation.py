@@ -38,7 +38,6 @@ from rag.answering import DEFAULT_GENERATOR, Answer, answer
 from rag.artifacts import write_atomic
 from rag.compose import ASKS, classify
 from rag.mathnorm import pattern_found
-from rag.plugins import all_modes, load_retriever
 from rag.retriever import MODES, Retriever
 from rag.settings import Settings, get_settings
 from rag.support import CITATION_RE, split_sentences
@@ -355,20 +354,15 @@ def plot_retrieval(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def eval_modes() -> tuple[str, ...]:
-    """The modes ``mathrag eval`` measures by default: the vector modes, hybrid+spread, then the plugins'."""
-    return (*MODES, "hybrid+spread", *all_modes(MODES)[len(MODES):])
-
-
 def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = (DEFAULT_GENERATOR,),
-             limit: int | None = None, modes=None, progress: bool = True, dataset: Path = DATASET,
-             multihop: Path | None = MULTIHOP) -> dict:
-    """Retrieval for every mode (those of installed plugins too) on the development and multi-hop sets,
-    and answers for each generator on the development set."""
+             limit: int | None = None, modes=(*MODES, "hybrid+spread"), retriever=None, progress: bool = True,
+             dataset: Path = DATASET, multihop: Path | None = MULTIHOP) -> dict:
+    """Retrieval for each of ``modes`` on the development and multi-hop sets, and answers for each generator
+    on the development set. ``retriever`` must serve every mode (default: ``rag.Retriever``)."""
     settings = settings or get_settings()
-    modes = tuple(modes or eval_modes())
+    modes = tuple(modes)
     questions = load_questions(dataset)
-    retriever = load_retriever(modes, settings, progress=progress)
+    retriever = retriever or Retriever.load(settings, progress=progress)
     start = time.perf_counter()
     summary = {
         "date": time.strftime("%Y-%m-%d %H:%M"),

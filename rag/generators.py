@@ -67,7 +67,11 @@ class ContextChunk:
 
 
 class Generator(Protocol):
+    """What ``stream_answer`` needs of a generator. ``condensed_context``: give the model the few sentences
+    the composer chose (a small model answers better from them) instead of the whole retrieved chunks."""
+
     name: str
+    condensed_context: bool
 
     def stream(
         self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.0,
@@ -249,6 +253,8 @@ class ScratchGenerator:
 class OpenAIGenerator:
     """Any server that speaks the OpenAI chat-completions API, streamed."""
 
+    condensed_context = False  # a served model is large enough to read the whole chunks
+
     def __init__(self, base_url: str, model: str, api_key: str = "not-needed", timeout: float = 120.0):
         self.name = f"openai:{base_url}#{model}"
         self.base_url = base_url.rstrip("/")
@@ -331,6 +337,7 @@ class ExtractiveGenerator:
     """Answers with the context sentences most similar to the question, cited; no LLM involved."""
 
     name = "extractive"
+    condensed_context = False  # it reads the chunks itself
 
     def __init__(self, max_sentences: int = 4):
         self.max_sentences = max_sentences

@@ -10,15 +10,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["from_scratch", "rag", "graphrag", "finetune", "app"]
+PRODUCT = ["from_scratch", "rag", "graphrag", "finetune", "app"]
+MEASUREMENT = ["reliability", "bench"]
+PACKAGES = [*PRODUCT, *MEASUREMENT, "mathrag"]
 # What each package may import from the project: docs/ARCHITECTURE.md, "The layers"
-# (app -> graphrag -> rag -> from_scratch, finetune -> rag).
+# (mathrag on top; bench -> reliability -> the product; app -> graphrag -> rag -> from_scratch, finetune -> rag).
 ALLOWED = {
     "from_scratch": set(),
     "rag": {"from_scratch"},
     "graphrag": {"rag", "from_scratch"},
     "finetune": {"rag", "from_scratch"},
     "app": {"rag", "graphrag", "from_scratch"},
+    "reliability": set(PRODUCT),
+    "bench": {*PRODUCT, "reliability"},
+    "mathrag": {*PRODUCT, *MEASUREMENT},
 }
 
 
@@ -27,7 +32,8 @@ def test_the_architecture_page_states_these_rules():
     for package, allowed in ALLOWED.items():
         row = next((line for line in page.splitlines() if line.startswith(f"| `{package}/` |")), None)
         assert row is not None, f"docs/ARCHITECTURE.md has no row for {package}/"
-        stated = set(re.findall(r"`(\w+)`", row.rsplit("|", 2)[-2])) or set()
+        stated = set(re.findall(r"`(\w+)`", row.rsplit("|", 2)[-2].replace("the product", " ".join(
+            f"`{p}`" for p in PRODUCT)))) or set()
         assert stated == allowed, (package, stated, allowed)
 
 
@@ -74,3 +80,26 @@ def test_ruff_is_clean():
 def test_generated_files_are_git_ignored():
     ignored = (ROOT / ".gitignore").read_text().split()
     assert ".venv/" in ignored and ".mathrag/" in ignored
+
+
+def loaded_after_import(module: str) -> set[str]:
+    """The top-level modules a fresh interpreter has loaded after ``import module``."""
+    code = f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize(("module", "never"), [
+    ("rag", {"gradio", "peft", "graphrag", "faiss", "torch", "bench", "reliability", "mathrag"}),
+    ("from_scratch", {"rag", "graphrag", "finetune", "app", "bench", "reliability", "mathrag"}),
+    ("graphrag", {"faiss", "networkx", "gradio"}),
+    ("mathrag.cli", {"torch", "faiss", "gradio", "peft", "sentence_transformers"}),  # --help stays fast
+])
+def test_importing_a_package_loads_only_what_it_needs(module, never):
+    assert not loaded_after_import(module) & never
+
+
+def test_no_product_package_imports_the_measurement():
+    for package in PRODUCT:
+        for path in modules(package):
+            assert not project_imports(path) & {*MEASUREMENT, "mathrag"}, path.relative_to(ROOT)

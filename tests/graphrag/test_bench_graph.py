@@ -2,8 +2,8 @@
 
 import json
 
-from graphrag.bench_graph import replicate
-from rag.bench import run_bench
+from bench.graph_suite import replicate
+from bench.run import run_bench
 
 
 def test_replicas_link_inside_their_own_copy(full_graph):
@@ -38,7 +38,7 @@ def test_graph_suite_reports_ratios_and_growth(small_settings):
 
 
 def test_the_report_says_why_growth_is_off_linear():
-    from graphrag.bench_graph import _growth_why
+    from bench.graph_suite import _growth_why
 
     run = {"chunks": 100, "nodes": 50, "bm25_terms": 400, "communities": 5}
     big = {"chunks": 6400, "nodes": 2000, "bm25_terms": 410, "communities": 6}

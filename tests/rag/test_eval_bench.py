@@ -95,7 +95,8 @@ def test_bench_rag_quick():
 
 
 def test_the_ratio_chart_marks_targets_met_and_missed(tmp_path):
-    from rag.bench import Ratio, plot_ratios
+    from bench.framework import Ratio
+    from bench.report import plot_ratios
 
     rows = [("rag", Ratio("fast", 3.0, 1.5)), ("rag", Ratio("slow latency", 2.0, 1.5, higher_is_better=False)),
             ("graph", Ratio("no target", 0.5))]
@@ -105,7 +106,7 @@ def test_the_ratio_chart_marks_targets_met_and_missed(tmp_path):
 
 
 def test_the_readme_headline_block_is_replaced_from_the_stored_runs(tmp_path):
-    from rag.bench import README_END, README_START, headline_table, update_readme
+    from bench.readme import README_END, README_START, headline_table, update_readme
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{README_START}\nold table\n{README_END}\nafter\n")

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture
 def box(tmp_path):
     """A fresh sandbox; the converted SmolLM2 is shared with the session's MATHRAG_HOME."""
-    from app.faults import Sandbox
+    from reliability.faults import Sandbox
 
     models = Path(os.environ["MATHRAG_HOME"]) / "models"
     models.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from app import faults
 from rag.artifacts import StorageError, write_atomic
 from rag.index import SearchIndex, index_dir, update_index
+from reliability import faults
 
 
 @pytest.mark.parametrize("what", ["index", "graph"])

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.fuzz import KINDS, bad_note_files, fuzz_corpus, nasty_text
 from app.ui import chat_turn
 from rag.corpus import load_corpus
 from rag.index import update_index
 from rag.settings import REPO_ROOT
+from reliability.fuzz import KINDS, bad_note_files, fuzz_corpus, nasty_text
 
 ANY_TEXT = st.one_of(
     st.text(max_size=300),  # any code points hypothesis likes, lone surrogates included

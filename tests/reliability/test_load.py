@@ -1,6 +1,6 @@
 """Load on a real server: 20 gradio_client clients asking 5 questions each, all at once."""
 
-from app.load_test import run_load
+from reliability.load_test import run_load
 
 
 def test_twenty_clients_times_five_questions_all_answered_with_sources(served):
@@ -13,7 +13,7 @@ def test_twenty_clients_times_five_questions_all_answered_with_sources(served):
 
 
 def test_the_load_plot_draws_both_distributions(tmp_path):
-    from app.bench_reliability import plot_load
+    from bench.reliability_suite import plot_load
 
     load = {"clients": 3, "questions_each": 2, "generator": "extractive", "p50_s": 0.4, "p95_s": 0.9,
             "alone_p50_s": 0.1, "latencies_s": [0.3, 0.4, 0.4, 0.5, 0.8, 0.9], "alone_latencies_s": [0.1, 0.1]}

@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from app import security
 from app.engine import sources_markdown
 from rag.answering import answer
 from rag.text import WITHHELD, withhold_instructions
+from reliability import security
 
 
 def test_the_source_loads_nothing_unsafely():

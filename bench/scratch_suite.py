@@ -22,7 +22,7 @@ import json
 import statistics
 import time
 
-from rag.bench import Ratio, headline, ratios, report, suite
+from bench.framework import Ratio, headline, ratios, report, suite
 from rag.corpus import load_corpus
 from rag.settings import Settings
 

@@ -1,8 +1,4 @@
-"""``mathrag chat``: serve the Gradio app.
-
-Registered with the ``mathrag`` command through the ``mathrag.commands`` entry
-point, so the command line (in ``rag``) never imports the app.
-"""
+"""``mathrag chat``: serve the Gradio app (gradio is imported only when it runs)."""
 
 from __future__ import annotations
 

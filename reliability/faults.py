@@ -11,7 +11,7 @@ The faults:
 
 - ``kill -9`` of ``mathrag index`` / ``mathrag graph build`` at the worst moment (a new
   version complete on disk but not yet published, held there by
-  ``MATHRAG_PAUSE_BEFORE_PUBLISH``) and at a random moment: the previous good version stays
+  ``reliability.pause_publish``) and at a random moment: the previous good version stays
   in use, the unfinished folder is found and removed, the next start brings things up to date;
 - a truncated or byte-flipped FAISS file, chunk file, vector file, manifest or graph file:
   detected by checksum, reported, rebuilt, and the rebuilt index answers as before;
@@ -89,9 +89,12 @@ class Sandbox:
         return {**os.environ, "MATHRAG_HOME": str(self.home), "MATHRAG_CORPUS": str(self.corpus),
                 "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **extra}
 
-    def cli(self, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
-        """Start ``mathrag ARGS`` in its own process group (so kill reaches every child)."""
-        return subprocess.Popen([sys.executable, "-m", "rag.cli", *args], env=env or self.env(), cwd=self.root,
+    def cli(self, *args: str, env: dict | None = None, pause_before_publish: float = 0, **kwargs) -> subprocess.Popen:
+        """Start ``mathrag ARGS`` in its own process group (so kill reaches every child); with
+        ``pause_before_publish``, each finished version waits that long before it is published."""
+        command = ["-m", "mathrag"] if not pause_before_publish else [
+            "-m", "reliability.pause_publish", str(pause_before_publish)]
+        return subprocess.Popen([sys.executable, *command, *args], env=env or self.env(), cwd=self.root,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                                 **kwargs)
 
@@ -198,7 +201,7 @@ def kill_while_publishing(box: Sandbox, what: str = "index", first: bool = False
         if first:  # an index, no graph yet
             update_index(box.settings, progress=False)
         args = ("graph", "build", "--rebuild")
-    p = box.cli(*args, env=box.env(MATHRAG_PAUSE_BEFORE_PUBLISH="120"))
+    p = box.cli(*args, pause_before_publish=120)
     ready = _wait_for(lambda: any((d / "manifest.json").is_file() for d in store.partials()), p, timeout=300)
     if not ready:
         out, err = p.communicate()

@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.framework import Ratio, headline, private_corpus, ratios, report, suite
 from rag.artifacts import write_atomic
-from rag.bench import Ratio, headline, private_corpus, ratios, report, suite
 from rag.corpus import Note, load_corpus
 from rag.evaluation import load_questions, percentile
 from rag.settings import Settings

@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.framework import Ratio, headline, ratios, report, suite
 from finetune.lora import train_lora
 from finetune.presets import preset
-from rag.bench import Ratio, headline, ratios, report, suite
 from rag.settings import Settings
 
 # Two notes in each of three areas: fine-tuning holds out one note of every area for validation.

@@ -1,8 +1,6 @@
 """``mathrag graph``: build the knowledge graph, look at it, and find learning paths.
 
-Registered with the ``mathrag`` command through the ``mathrag.commands`` entry point (``rag``
-never imports this package); ``after_index`` is the ``mathrag.after_index`` hook that keeps the
-graph in step with ``mathrag index``.
+``mathrag index`` keeps the graph in step with the index too (:func:`graph_summary` is its line).
 """
 
 from __future__ import annotations
@@ -13,11 +11,8 @@ import shutil
 from pathlib import Path
 
 
-def after_index(index, *, rebuild: bool = False, progress: bool = True) -> str:
-    """Bring the graph in line with a freshly updated index; one line saying what was done."""
-    from graphrag.store import ensure_graph
-
-    data, report = ensure_graph(index, rebuild=rebuild, progress=progress)
+def graph_summary(data, report) -> str:
+    """One line: what ``ensure_graph`` did, and the size of the graph."""
     m = data.manifest
     return (f"{report.summary()}: {sum(m['nodes'].values())} nodes, {sum(m['edges'].values())} edges, "
             f"{m['communities']} communities")

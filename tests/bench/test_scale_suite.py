@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rag.bench_scale import D, _ratios, markdown, measure_size, plot_tradeoff, synthetic
+from bench.scale_suite import D, _ratios, markdown, measure_size, plot_tradeoff, synthetic
 
 
 def test_synthetic_vectors_are_seeded_normalized_and_clustered():

@@ -1,7 +1,6 @@
 """``mathrag finetune``: make the data, train a LoRA adapter or an embedder, compare before and after.
 
-Registered with the ``mathrag`` command through the ``mathrag.commands`` entry point (``rag`` never
-imports this package)::
+Examples::
 
     mathrag finetune data                          # synthesise train/validation JSONL from the notes
     mathrag finetune lora --preset cpu-quick       # LoRA SFT of SmolLM2 -> MATHRAG_HOME/adapters/notes/

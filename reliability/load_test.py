@@ -7,7 +7,7 @@ limit, so a hang counts as an error instead of stalling the run. It reports
 errors, answers without sources, latency percentiles and throughput.
 :func:`run_load_elsewhere` runs the same clients in a separate process (so they
 do not share the server's interpreter), which is how the benchmark measures;
-from the shell: ``python -m app.load_test http://127.0.0.1:7860/ --clients 20``.
+from the shell: ``python -m reliability.load_test http://127.0.0.1:7860/ --clients 20``.
 
 :func:`run_overflow` serves a second app with a tiny queue and sends more
 simultaneous requests than it can hold: each must end either answered or with
@@ -152,8 +152,9 @@ def run_overflow(engine, port: int, *, requests: int = 10, queue_size: int = 2, 
 def run_load_elsewhere(url: str, *, clients: int = 20, questions: int = 5, generator: str = "extractive",
                        max_new_tokens: int = 48, timeout: float = 300.0) -> LoadReport:
     """:func:`run_load` from a separate Python process (the clients then compete for CPU, not for the GIL)."""
-    args = [sys.executable, "-m", "app.load_test", url, "--clients", str(clients), "--questions", str(questions),
-            "--generator", generator, "--max-new-tokens", str(max_new_tokens), "--timeout", str(timeout)]
+    args = [sys.executable, "-m", "reliability.load_test", url, "--clients", str(clients),
+            "--questions", str(questions), "--generator", generator, "--max-new-tokens", str(max_new_tokens),
+            "--timeout", str(timeout)]
     run = subprocess.run(args, capture_output=True, text=True, timeout=timeout * questions + 120)
     if run.returncode != 0:
         raise RuntimeError(f"the load clients failed (rc {run.returncode}): {run.stderr[-400:]}")
@@ -163,7 +164,7 @@ def run_load_elsewhere(url: str, *, clients: int = 20, questions: int = 5, gener
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m app.load_test", description="Concurrent gradio_client clients "
+    p = argparse.ArgumentParser(prog="python -m reliability.load_test", description="Concurrent gradio_client clients "
                                 "against a running mathrag app; prints a JSON report.")
     p.add_argument("url")
     p.add_argument("--clients", type=int, default=20)

@@ -3,12 +3,12 @@
 - **load**: a real server on 127.0.0.1 over the whole corpus, 20 ``gradio_client`` clients
   asking 5 questions each at once (the default generator; ``--quick``: 2 each of the extractive one),
   then a small queue flooded past its bound (every request answered or told "busy");
-- **faults**: every scenario of :mod:`app.faults` on private sandboxes (``--quick``: one of
+- **faults**: every scenario of :mod:`reliability.faults` on private sandboxes (``--quick``: one of
   each kind);
-- **fuzzing**: seeded bad input (:mod:`app.fuzz`) through the chat, the tokenizer and the
+- **fuzzing**: seeded bad input (:mod:`reliability.fuzz`) through the chat, the tokenizer and the
   corpus loader;
 - **security**: the source scan, forbidden paths asked of the server, the address it binds,
-  and every outbound connection of a served, answered question (:mod:`app.security`).
+  and every outbound connection of a served, answered question (:mod:`reliability.security`).
 
 The headline numbers: requests held and their errors, p50/p95 latency, faults injected and
 survived, fuzz cases and crashes (target 0), anything lost (target nothing).
@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from app import faults, fuzz, security
-from app.load_test import run_load_elsewhere, run_overflow
-from rag.bench import Ratio, headline, ratios, report, suite
+from bench.framework import Ratio, headline, ratios, report, suite
 from rag.settings import REPO_ROOT, Settings
+from reliability import faults, fuzz, security
+from reliability.load_test import run_load_elsewhere, run_overflow
 
 
 def _free_port() -> int:

@@ -1,6 +1,6 @@
 """The finetune benchmark's explanation of its MFU: a real profile of LoRA training steps."""
 
-from finetune.bench_finetune import _why, markdown, where_time_goes
+from bench.finetune_suite import _why, markdown, where_time_goes
 from finetune.presets import preset
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.bench import Ratio, headline, ratios, report, suite
+from bench.framework import Ratio, headline, ratios, report, suite
 from rag.index import HNSW_EF_CONSTRUCTION, HNSW_M, ivf_lists
 from rag.settings import Settings
 

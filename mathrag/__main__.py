@@ -1,0 +1,7 @@
+"""``python -m mathrag ...`` runs the ``mathrag`` command."""
+
+import sys
+
+from mathrag.cli import main
+
+sys.exit(main())
