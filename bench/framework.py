@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.settings import Settings
+
 SUITES: dict[str, Callable[..., dict]] = {}
 REPORTS: dict[str, Callable[[dict], list[str]]] = {}  # suite -> its Markdown lines in bench.md
 HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {}  # suite -> (measure, value, target) rows
@@ -124,14 +126,16 @@ def _when(run: dict) -> str:
     return run["date"] + (f" ({', '.join(notes)})" if notes else "")
 
 
-def private_corpus(src: Path, dst: Path, quick: bool) -> Path:
-    """A copy of the notes to build from nothing; ``quick`` keeps every sixth note (a sixth of the embedding)."""
-    shutil.copytree(src, dst)
+def private_home(settings: Settings, folder: Path, quick: bool) -> Settings:
+    """Settings over a copy of the notes in ``folder``, with an empty home beside it, to build from nothing;
+    ``quick`` keeps every sixth note (a sixth of the embedding)."""
+    corpus = folder / "corpus"
+    shutil.copytree(settings.corpus_dir, corpus)
     if quick:
-        for i, path in enumerate(sorted(dst.rglob("*.md"))):
+        for i, path in enumerate(sorted(corpus.rglob("*.md"))):
             if i % 6:
                 path.unlink()
-    return dst
+    return Settings(home=folder / "home", corpus_dir=corpus)
 
 
 def peak_rss_mb() -> float:

@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.framework import Ratio, headline, private_corpus, ratios, report, suite
-from rag.artifacts import write_atomic
+from bench.framework import Ratio, headline, private_home, ratios, report, suite
+from rag.artifacts import save_png
 from rag.corpus import Note, load_corpus
 from rag.evaluation import load_questions, percentile
 from rag.settings import Settings
@@ -108,8 +108,7 @@ def bench_graph(settings: Settings, quick: bool = False) -> dict:
     result: dict = {}
     # --- build from nothing: the index, then the graph on it, in a private home
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = private_corpus(settings.corpus_dir, Path(tmp) / "corpus", quick)
-        private = Settings(home=Path(tmp) / "home", corpus_dir=corpus)
+        private = private_home(settings, Path(tmp), quick)
         start = time.perf_counter()
         index, _ = update_index(private, progress=False)
         index_s = time.perf_counter() - start
@@ -171,7 +170,7 @@ def _plot_growth(growth: list[dict], path: Path) -> None:
     ax.set_ylabel("seconds")
     ax.set_title("Ingestion time as the corpus grows (embedding aside)")
     ax.legend(fontsize=8)
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    save_png(fig, path)
 
 
 @report("graph")

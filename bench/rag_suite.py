@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.framework import Ratio, headline, peak_rss_mb, private_corpus, ratios, report, suite, timed
+from bench.framework import Ratio, headline, peak_rss_mb, private_home, ratios, report, suite, timed
 from rag.evaluation import evaluate_retrieval, load_questions, percentile
 from rag.settings import Settings
 
@@ -52,8 +52,8 @@ def _build_and_edit(settings: Settings, embedder, quick: bool) -> dict:
     from rag.index import update_index
 
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = private_corpus(settings.corpus_dir, Path(tmp) / "corpus", quick)
-        private = Settings(home=Path(tmp) / "home", corpus_dir=corpus)
+        private = private_home(settings, Path(tmp), quick)
+        corpus = private.corpus_dir
         start = time.perf_counter()
         index, _ = update_index(private, progress=False)
         build_s = time.perf_counter() - start

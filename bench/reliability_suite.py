@@ -141,7 +141,7 @@ def plot_load(load: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from rag.artifacts import write_atomic
+    from rag.artifacts import save_png
 
     fig = Figure(figsize=(7, 3.6), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
@@ -159,8 +159,7 @@ def plot_load(load: dict, path: Path) -> None:
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title(f"Load: {load['clients']} x {load['questions_each']} questions ({load['generator']} answers)")
     ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    save_png(fig, path)
 
 
 @report("reliability")

@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.framework import RATIOS, REPORTS, Ratio, gathered, stored_runs
 from bench.readme import headline_table
-from rag.artifacts import write_atomic
+from rag.artifacts import save_png, write_atomic
 from rag.settings import Settings
 
 
@@ -30,7 +30,7 @@ def _plot_latency(latencies: dict[str, list[float]], path: Path) -> None:
     ax.set_xlabel("milliseconds per query")
     ax.set_title("Search latency against the query-embedding floor")
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    save_png(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -70,8 +70,7 @@ def plot_ratios(rows: list[tuple[str, Ratio]], path: Path) -> None:
     ax.set_xlabel("x the reference measured in the same run (log scale)\nblack tick: the target; green meets it, "
                   "orange misses it, grey has none", fontsize=8)
     ax.set_title("Each figure against its side-by-side reference")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    save_png(fig, path)
 
 
 def _took(summary: dict) -> str:

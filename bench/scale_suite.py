@@ -261,7 +261,7 @@ def plot_tradeoff(sizes: list[dict], path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from rag.artifacts import write_atomic
+    from rag.artifacts import save_png
 
     fig = Figure(figsize=(5.2 * len(sizes), 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
@@ -288,7 +288,7 @@ def plot_tradeoff(sizes: list[dict], path) -> None:
         ax.set_title(f"{size['n']:,} real embeddings (notes + docstrings)" if size.get("real") else
                      f"{size['n']:,} synthetic vectors ({size['clusters']:,} clusters)")
         ax.legend(fontsize=7, loc="lower left")
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    save_png(fig, path)
 
 
 @report("scale")

@@ -98,6 +98,11 @@ def write_atomic(path: Path, data: bytes | str | Writer) -> Path:
     return path
 
 
+def save_png(fig, path: Path, dpi: int | None = None) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG, all at once (:func:`write_atomic`)."""
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi or fig.dpi))
+
+
 @contextlib.contextmanager
 def staged_folder(target: Path) -> Iterator[Path]:
     """A fresh folder beside ``target`` to write a whole artifact into (a model, an adapter). When the block
