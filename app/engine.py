@@ -28,7 +28,6 @@ from rag.corpus import Note, load_corpus
 from rag.generators import get_generator
 from rag.index import note_hash, update_index
 from rag.models import ModelNotFound, generator_gguf_path
-from rag.retriever import Retriever
 from rag.settings import Settings, get_settings
 
 log = logging.getLogger("mathrag")
@@ -117,15 +116,14 @@ class Engine:
             if hashes in (self.retriever.index.manifest.get("notes"), self._seen):
                 return None
             index, report = update_index(self.settings, progress=progress)
-            base = Retriever(index, self.settings)
-            data, _ = ensure_graph(base.index, base.settings, progress=progress)
+            data, _ = ensure_graph(index, self.settings, progress=progress)
             # Another process still writing: look again at the next poll. Otherwise wait for the next edit
             # (also when the home is read-only and the stored index is served as it is).
             self._seen = None if report.reason.startswith("another process") else hashes
-            old, self.retriever, self.notes = self.retriever, GraphRetriever(base, data), notes
+            old, self.retriever, self.notes = self.retriever, GraphRetriever(index, self.settings, data=data), notes
             before = old.index.manifest.get("notes", {})
             changed = sorted(s for s in set(before) | set(hashes) if before.get(s) != hashes.get(s))
-            message = f"notes changed ({', '.join(changed)}); the index now has {len(base.index)} chunks"
+            message = f"notes changed ({', '.join(changed)}); the index now has {len(index)} chunks"
             log.warning("mathrag: %s", message)
             return message
 

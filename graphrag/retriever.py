@@ -1,7 +1,7 @@
 """Search through the knowledge graph: ``GraphRetriever`` adds three modes to the vector retriever.
 
-``GraphRetriever`` wraps a :class:`rag.Retriever` (whose ``dense``, ``bm25`` and ``hybrid`` modes
-it passes through) and adds:
+``GraphRetriever`` is a :class:`rag.Retriever` (its ``dense``, ``bm25`` and ``hybrid`` modes are
+inherited) that also holds the graph, and adds:
 
 - ``graph-local``: find the concepts of the question (by name or alias, and by embedding
   similarity to the concepts' descriptions: the seeds), spread from them one and two hops along
@@ -40,7 +40,8 @@ import numpy as np
 from graphrag.concepts import Concept, ConceptMatcher
 from graphrag.modes import ALIASES, GRAPH_MODES
 from graphrag.store import GraphData, ensure_graph
-from rag.retriever import Hit, Retriever, check_k, spread_over_notes
+from rag.index import SearchIndex, UpdateReport, update_index
+from rag.retriever import Hit, Hits, Retriever, check_k, fuse_rrf, spread_over_notes
 from rag.settings import Settings
 from rag.text import clean_question
 
@@ -49,7 +50,6 @@ DECAY, MAX_HOPS = 0.6, 2
 SEED_MIN_SIMILARITY, SEEDS_BY_EMBEDDING = 0.45, 3
 GRAPH_WEIGHT = 0.15
 TOP_COMMUNITIES, POINTS_PER_COMMUNITY = 3, 4
-RRF_K = 60
 
 
 @dataclass
@@ -72,67 +72,52 @@ class Seed:
     how: str  # "name" (named in the question) or "similar" (embedding)
 
 
-class GraphRetriever:
-    """``rag.Retriever``'s modes plus graph-local, graph-global and graph-hybrid."""
+class GraphRetriever(Retriever):
+    """``rag.Retriever``'s modes (inherited) plus graph-local, graph-global and graph-hybrid."""
 
-    def __init__(self, base: Retriever, data: GraphData):
-        self.base = base
+    modes = (*Retriever.modes, *GRAPH_MODES)
+
+    def __init__(self, index: SearchIndex, settings: Settings | None = None, *, data: GraphData):
+        super().__init__(index, settings)
+        self._read(data)
+
+    def _read(self, data: GraphData) -> None:
+        """Hold the graph, and look-ups over it and the index: concept names, chunk rows, each note's chunks."""
         self.data = data
-        self.modes = (*base.modes, *GRAPH_MODES)
-        g = data.graph
         self.matcher = ConceptMatcher(Concept(n, d["kind"], d["name"], list(d.get("aliases", [])))
-                                      for n, d in g.nodes(data=True) if d["kind"] != "chunk")
-        self.row_of_chunk = {c.chunk_id: i for i, c in enumerate(base.index.chunks)}
+                                      for n, d in data.graph.nodes(data=True) if d["kind"] != "chunk")
+        self.row_of_chunk = {c.chunk_id: i for i, c in enumerate(self.index.chunks)}
         self.chunks_of_note: dict[str, list[str]] = {}
-        for c in base.index.chunks:
+        for c in self.index.chunks:
             self.chunks_of_note.setdefault(c.source, []).append(c.chunk_id)
-        self.last_message = ""
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, progress: bool = True, rebuild: bool = False,
              ) -> GraphRetriever:
         """The vector index (built or updated if needed) and the graph that follows it."""
-        base = Retriever.load(settings, progress=progress)
-        data, _ = ensure_graph(base.index, base.settings, rebuild=rebuild, progress=progress)
-        return cls(base, data)
+        index, _ = update_index(settings, progress=progress)
+        data, _ = ensure_graph(index, settings, rebuild=rebuild, progress=progress)
+        return cls(index, settings, data=data)
 
-    def refresh(self, progress: bool = False):
-        report = self.base.refresh(progress=progress)
-        self.data, _ = ensure_graph(self.base.index, self.base.settings, progress=progress)
-        self.__init__(self.base, self.data)
+    def refresh(self, progress: bool = False) -> UpdateReport:
+        """Pick up edited notes: the index first, then the graph that follows it."""
+        report = super().refresh(progress=progress)
+        data, _ = ensure_graph(self.index, self.settings, progress=progress)
+        self._read(data)
         return report
-
-    # the vector retriever's services, unchanged
-    def terms(self, query: str):
-        return self.base.terms(query)
-
-    def similarity(self, query: str, hits: list[Hit]) -> list[float]:
-        return self.base.similarity(query, hits)
-
-    def embed_query(self, query: str) -> np.ndarray:
-        return self.base.embed_query(query)
-
-    @property
-    def index(self):
-        return self.base.index
-
-    @property
-    def settings(self):
-        return self.base.settings
 
     # ---- search
 
-    def search(self, query: str, k: int = 5, mode: str = "graph-hybrid", **kwargs) -> list[Hit]:
-        """The ``k`` best chunks. Vector modes go to the wrapped retriever; graph modes are answered here."""
+    def search(self, query: str, k: int = 5, mode: str = "graph-hybrid", **kwargs) -> Hits:
+        """The ``k`` best chunks. Vector modes are ``Retriever``'s; graph modes are answered here."""
         mode = ALIASES.get(mode, mode)
         if mode not in GRAPH_MODES:
-            return self.base.search(query, k=k, mode=mode, **kwargs)  # checks the mode and k
+            return super().search(query, k=k, mode=mode, **kwargs)  # checks the mode and k
         k = check_k(k)
         query, _ = clean_question(query)
-        self.last_message = ""
-        if not query.strip() or not len(self.base.index):
-            return []
-        qvec = self.base.embed_query(query)[0]  # (384,), normalized
+        if not query.strip() or not len(self.index):
+            return Hits()
+        qvec = self.embed_query(query)[0]  # (384,), normalized
         if mode == "graph-local":
             return self._local(query, qvec, k)
         if mode == "graph-global":
@@ -145,7 +130,7 @@ class GraphRetriever:
         for cid, _, _ in self.matcher.find(query):
             seeds[cid] = Seed(cid, 1.0, "name")
         if qvec is None:
-            qvec = self.base.embed_query(query)[0]
+            qvec = self.embed_query(query)[0]
         sims = self.data.concept_vectors @ qvec  # (n_concepts,)
         for row in np.argsort(-sims)[:SEEDS_BY_EMBEDDING]:
             cid = self.data.concept_ids[row]
@@ -195,19 +180,16 @@ class GraphRetriever:
         return out
 
     def _hit(self, chunk_id: str, score: float, similarity: float, nodes: list[str], edges: list) -> GraphHit:
-        chunk = self.base.index.chunks[self.row_of_chunk[chunk_id]]
-        return GraphHit(text=chunk.text, source=chunk.source, heading=chunk.heading, title=chunk.title,
-                        score=float(score), chunk_id=chunk_id, area=chunk.area, tags=list(chunk.tags),
-                        similarity=float(similarity),
-                        subgraph={"nodes": list(dict.fromkeys(nodes)), "edges": [list(e) for e in edges]})
+        return GraphHit.from_chunk(self.index.chunks[self.row_of_chunk[chunk_id]], score, similarity,
+                                   subgraph={"nodes": list(dict.fromkeys(nodes)), "edges": [list(e) for e in edges]})
 
     def _note_of(self, row: tuple) -> str:
         """The note of a ranking row whose last element is a chunk id."""
-        return self.base.index.chunks[self.row_of_chunk[row[-1]]].source
+        return self.index.chunks[self.row_of_chunk[row[-1]]].source
 
     def _cosines(self, chunk_ids: list[str], qvec: np.ndarray) -> np.ndarray:
         rows = [self.row_of_chunk[c] for c in chunk_ids]
-        return self.base.index.vectors[rows] @ qvec if rows else np.zeros(0)
+        return self.index.vectors[rows] @ qvec if rows else np.zeros(0)
 
     def notes_of(self, concept: str) -> set[str]:
         """The notes a concept belongs to: a note itself, or the notes whose chunks define the term."""
@@ -215,7 +197,7 @@ class GraphRetriever:
         d = g.nodes[concept]
         if d["kind"] == "note":
             return {d.get("source", "")}
-        return {self.base.index.chunks[self.row_of_chunk[c]].source
+        return {self.index.chunks[self.row_of_chunk[c]].source
                 for u, _, key, data in g.in_edges(concept, keys=True, data=True) if key == "defines"
                 for c in data["provenance"] if c in self.row_of_chunk}
 
@@ -231,11 +213,10 @@ class GraphRetriever:
         several = bool(MULTI_PART.search(query)) or len(query.split()) >= MULTI_PART_WORDS
         return len(named) >= 2 and several
 
-    def _local(self, query: str, qvec: np.ndarray, k: int, spread: bool = True) -> list[Hit]:
+    def _local(self, query: str, qvec: np.ndarray, k: int, spread: bool = True) -> Hits:
         seeds = self.find_concepts(query, qvec)
         if not seeds:
-            self.last_message = "no concept of the graph matches the question"
-            return []
+            return Hits(message="no concept of the graph matches the question")
         reached = self.spread(seeds)
         support: dict[str, tuple[float, str, tuple | None]] = {}  # chunk -> (graph score, concept, last edge)
         for concept, (score, _) in reached.items():
@@ -243,8 +224,7 @@ class GraphRetriever:
                 if chunk_id in self.row_of_chunk and score * strength > support.get(chunk_id, (0.0,))[0]:
                     support[chunk_id] = (score * strength, concept, edge)
         if not support:
-            self.last_message = "the question's concepts lead to no indexed passage"
-            return []
+            return Hits(message="the question's concepts lead to no indexed passage")
         ids = list(support)
         cos = self._cosines(ids, qvec)
         top = max(s for s, _, _ in support.values())
@@ -255,7 +235,7 @@ class GraphRetriever:
                       spread_over_notes(scored, k, score=lambda row: row[0], note=self._note_of)]
         else:
             scored = scored[:k]
-        hits = []
+        hits = Hits()
         for score, sim, chunk_id in scored:
             _, concept, edge = support[chunk_id]
             path = reached[concept][1]
@@ -263,11 +243,10 @@ class GraphRetriever:
             hits.append(self._hit(chunk_id, score, sim, [*nodes, concept, chunk_id], [*path, edge]))
         return hits
 
-    def _global(self, qvec: np.ndarray, k: int) -> list[Hit]:
+    def _global(self, qvec: np.ndarray, k: int) -> Hits:
         data = self.data
         if not data.communities:
-            self.last_message = "the graph has no communities"
-            return []
+            return Hits(message="the graph has no communities")
         sims = data.report_vectors @ qvec  # (n_communities,)
         chosen, covered = [], set()
         for row in np.argsort(-sims):
@@ -288,7 +267,7 @@ class GraphRetriever:
                     points[ids[i]] = (score, float(cos[i]), community)
         ranked = sorted(points.items(), key=lambda kv: -kv[1][0])[:k]  # reduce
         g = data.graph
-        hits = []
+        hits = Hits()
         for chunk_id, (score, sim, community) in ranked:
             members = community.members[:8]
             edges = [[u, v, key] for u, v, key in g.subgraph(members).edges(keys=True)]
@@ -296,17 +275,14 @@ class GraphRetriever:
             hits[-1].subgraph["community"] = community.id
         return hits
 
-    def _hybrid(self, query: str, qvec: np.ndarray, k: int) -> list[Hit]:
+    def _hybrid(self, query: str, qvec: np.ndarray, k: int) -> Hits:
         depth = max(4 * k, 20)
         spread = self.spans_notes(query, self.find_concepts(query, qvec))
         local = self._local(query, qvec, depth, spread=spread)
-        vector = self.base.search(query, k=depth, mode="hybrid")
-        fused: dict[str, float] = {}
-        for ranking in (local, vector):
-            for rank, hit in enumerate(ranking):
-                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        vector = super().search(query, k=depth, mode="hybrid")
+        fused = fuse_rrf([h.chunk_id for h in ranking] for ranking in (local, vector))
         by_id = {h.chunk_id: h for h in vector} | {h.chunk_id: h for h in local}  # graph hits keep their subgraph
-        out = []
+        out = Hits()  # the vector side always has an answer
         rows = sorted(((s, c) for c, s in fused.items()), reverse=True)
         if spread:
             ranked = [(adjusted, chunk_id) for (_, chunk_id), adjusted in
@@ -320,5 +296,4 @@ class GraphRetriever:
                                subgraph={"nodes": [chunk_id], "edges": []})
             hit.score = score
             out.append(hit)
-        self.last_message = ""  # the vector side always has an answer
         return out

@@ -19,9 +19,9 @@ candidates to trade relevance for diversity:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import faiss
 import numpy as np
@@ -34,6 +34,7 @@ from rag.text import clean_question
 
 NOTE_SPREAD = 0.85  # spread_over_notes: each earlier pick from the same note multiplies a score by this
 T = TypeVar("T")
+K = TypeVar("K")
 RRF_K = 60
 MAX_K = 100
 
@@ -54,6 +55,30 @@ class Hit:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_chunk(cls, chunk, score: float, similarity: float | None = None, **extra):
+        """The hit for an indexed :class:`rag.chunking.Chunk` (``extra``: a subclass's own fields)."""
+        return cls(text=chunk.text, source=chunk.source, heading=chunk.heading, title=chunk.title,
+                   score=float(score), chunk_id=chunk.chunk_id, area=chunk.area, tags=list(chunk.tags),
+                   similarity=None if similarity is None else float(similarity), **extra)
+
+
+class Hits(list):
+    """The ranked hits of one search; ``message`` says why there are none, when there is a reason to tell."""
+
+    def __init__(self, hits: Iterable[Hit] = (), message: str = ""):
+        super().__init__(hits)
+        self.message = message
+
+
+def fuse_rrf(rankings: Iterable[Iterable[K]]) -> dict[K, float]:
+    """Reciprocal rank fusion: item -> sum over the rankings of 1 / (RRF_K + its rank there, from 1)."""
+    fused: dict[K, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (RRF_K + rank)
+    return fused
 
 
 def check_k(k: object) -> int:
@@ -91,6 +116,25 @@ def spread_over_notes(ranked: list[T], k: int, score: Callable[[T], float], note
         out.append((item, discounted(item)))
         taken[note(item)] = taken.get(note(item), 0) + 1
     return out
+
+
+class Searcher(Protocol):
+    """What answering, evaluation and the app need of a retriever: :class:`Retriever` and
+    ``graphrag.GraphRetriever`` both are one."""
+
+    modes: tuple[str, ...]
+    index: SearchIndex
+    settings: Settings
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", **options) -> Hits: ...
+
+    def embed_query(self, query: str) -> np.ndarray: ...
+
+    def terms(self, query: str) -> tuple[list[str], list[str]]: ...
+
+    def similarity(self, query: str, hits: list[Hit]) -> list[float]: ...
+
+    def refresh(self, progress: bool = False) -> UpdateReport: ...
 
 
 class Retriever:
@@ -149,7 +193,7 @@ class Retriever:
     def search(
         self, query: str, k: int = 5, mode: str = "hybrid", *, mmr: bool = False, mmr_lambda: float = 0.7,
         fetch_k: int | None = None, spread: bool = False,
-    ) -> list[Hit]:
+    ) -> Hits:
         """The ``k`` best chunks for ``query``. ``mode``: dense, bm25 or hybrid.
 
         mmr: diversify by content (maximal marginal relevance). spread: let notes take turns
@@ -159,7 +203,7 @@ class Retriever:
         query, _ = clean_question(query)
         index = self.index  # hold one version for the whole search
         if not len(index):
-            return []
+            return Hits(message="the index is empty: there are no notes")
         fetch = max(fetch_k or 0, 4 * k, 20)
         qvec = self.embed_query(query) if mode != "bm25" or mmr else None
 
@@ -168,10 +212,8 @@ class Retriever:
         elif mode == "bm25":
             ranked = self._bm25(index, query, fetch)
         else:
-            fused: dict[int, float] = {}
-            for ranking in (self._dense(index, qvec, fetch), self._bm25(index, query, fetch)):
-                for rank, (row, _) in enumerate(ranking, start=1):
-                    fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
+            fused = fuse_rrf([row for row, _ in ranking]
+                             for ranking in (self._dense(index, qvec, fetch), self._bm25(index, query, fetch)))
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
         if mmr and ranked:
@@ -181,13 +223,8 @@ class Retriever:
                       spread_over_notes(ranked, k, score=lambda r: r[1], note=lambda r: index.chunks[r[0]].source)]
         ranked = ranked[:k]
         sims = index.vectors[[r for r, _ in ranked]] @ qvec[0] if qvec is not None and ranked else None
-        hits = []
-        for j, (row, score) in enumerate(ranked):
-            c = index.chunks[row]
-            hits.append(Hit(text=c.text, source=c.source, heading=c.heading, title=c.title, score=float(score),
-                            chunk_id=c.chunk_id, area=c.area, tags=list(c.tags),
-                            similarity=None if sims is None else float(sims[j])))
-        return hits
+        return Hits(Hit.from_chunk(index.chunks[row], score, None if sims is None else sims[j])
+                    for j, (row, score) in enumerate(ranked))
 
     @staticmethod
     def _mmr(index: SearchIndex, qvec: np.ndarray, ranked: list[tuple[int, float]], k: int,

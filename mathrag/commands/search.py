@@ -21,7 +21,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         preview = " ".join(hit.text.split())
         print(f"    {preview[:200]}{'...' if len(preview) > 200 else ''}")
     if not hits:
-        print(getattr(retriever, "last_message", "") or "no matching chunks")
+        print(hits.message or "no matching chunks")
     return 0
 
 
