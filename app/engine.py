@@ -28,6 +28,7 @@ from rag.corpus import Note, load_corpus
 from rag.generators import get_generator
 from rag.index import note_hash, update_index
 from rag.models import ModelNotFound, generator_gguf_path
+from rag.options import AskOptions
 from rag.settings import Settings, get_settings
 
 log = logging.getLogger("mathrag")
@@ -157,18 +158,20 @@ class Engine:
 
     # ---- answers
 
-    def ask(self, question: str, history: list[dict] | None = None, *, mode: str = "hybrid",
-            generator: str | None = None, k: int = 5, max_new_tokens: int = 256,
-            temperature: float = 0.0) -> Iterator[Answer]:
-        """Stream an answer; only options the engine offers are accepted."""
-        generator = generator or self.generators[0]
-        if generator not in self.generators:
-            raise ValueError(f"unknown generator '{generator}'; choose one of {', '.join(self.generators)}")
-        if mode not in self.modes:
-            raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(self.modes)}")
-        return stream_answer(question[:MAX_MESSAGE_CHARS], retriever=self.retriever, k=int(k), mode=mode,
-                             generator=generator, max_new_tokens=int(max_new_tokens),
-                             temperature=float(temperature), history=history)
+    def ask(self, question: str, history: list[dict] | None = None, options: AskOptions | None = None,
+            **choices) -> Iterator[Answer]:
+        """Stream an answer (``options``, or any of them as keywords); only what the engine offers is accepted."""
+        for name, kind in (("k", int), ("max_new_tokens", int), ("temperature", float)):  # a slider gives 5.0
+            if name in choices:
+                choices[name] = kind(choices[name])
+        if choices.get("generator") is None:
+            choices["generator"] = options.generator if options else self.generators[0]
+        options = (options or AskOptions()).but(**choices)
+        if options.generator not in self.generators:
+            raise ValueError(f"unknown generator '{options.generator}'; choose one of {', '.join(self.generators)}")
+        if options.mode not in self.modes:
+            raise ValueError(f"unknown mode '{options.mode}'; choose one of {', '.join(self.modes)}")
+        return stream_answer(question[:MAX_MESSAGE_CHARS], options, retriever=self.retriever, history=history)
 
     # ---- the knowledge graph
 

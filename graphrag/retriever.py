@@ -41,7 +41,8 @@ from graphrag.concepts import Concept, ConceptMatcher
 from graphrag.modes import ALIASES, GRAPH_MODES
 from graphrag.store import GraphData, ensure_graph
 from rag.index import SearchIndex, UpdateReport, update_index
-from rag.retriever import Hit, Hits, Retriever, check_k, fuse_rrf, spread_over_notes
+from rag.options import check_k
+from rag.retriever import Hit, Hits, Retriever, fuse_rrf, spread_over_notes
 from rag.settings import Settings
 from rag.text import clean_question
 

@@ -56,7 +56,8 @@ from rag.compose import NoteBook, chunk_sentences, classify, compose
 from rag.corpus import load_corpus
 from rag.generators import NOT_COVERED, ContextChunk, ExtractiveGenerator, get_generator, sentence_vectors
 from rag.models import load_embedder
-from rag.retriever import Hit, Retriever, check_k, check_mode
+from rag.options import DEFAULT_GENERATOR, AskOptions, check_mode
+from rag.retriever import Hit, Retriever
 from rag.settings import get_settings
 from rag.support import REPLACE_SIMILARITY, ConceptTable, Support, concepts_from_notes, enforce
 from rag.support import content_words as content_words  # re-exported: the fine-tuning evaluation reads it
@@ -77,7 +78,6 @@ ATTRIBUTION_SIMILARITY = 0.55
 # Share of an answer's content words that must occur in the question or context.
 MIN_GROUNDING = 0.65
 MIN_CONTENT_WORDS = 4
-DEFAULT_GENERATOR = "composed"
 CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 SYSTEM_PROMPT = (
     "You are a patient math tutor. Answer the question using only the numbered notes. "
@@ -460,30 +460,29 @@ def _refusal(result: Answer, hits: list[Hit], start: float) -> Answer:
 
 def stream_answer(
     question: str,
+    options: AskOptions | None = None,
     *,
     retriever: Retriever | None = None,
-    k: int = 5,
-    mode: str = "hybrid",
-    generator: str = DEFAULT_GENERATOR,
-    max_new_tokens: int = 256,
-    temperature: float = 0.0,
     history: list[dict] | None = None,
     guard: bool = True,
+    **choices,
 ) -> Iterator[Answer]:
     """Yield the answer as it grows; the last one has ``done=True``, resolved citations and its support check.
 
-    The phases: retrieve -> decline or go on -> withhold instructions -> compose -> generate -> verify.
-    ``guard=False`` shows a model's answer as written (still checked, and the check still reported).
+    ``options`` (:class:`rag.options.AskOptions`: k, mode, generator, max_new_tokens, temperature), or any of
+    them as keywords: ``stream_answer(q, k=3)``. The phases: retrieve -> decline or go on -> withhold
+    instructions -> compose -> generate -> verify. ``guard=False`` shows a model's answer as written (still
+    checked, and the check still reported).
     """
     start = time.perf_counter()
     question, notices = clean_question(question)
-    k = _check_options(k, max_new_tokens, temperature)  # before any work, like the mode and generator below
+    options = (options or AskOptions()).but(**choices)  # checked before any work, like the mode and generator
     retriever = retriever or get_retriever()
-    check_mode(mode, retriever.modes)
-    gen = get_generator(generator)  # fails early, before any work, on an unknown generator
+    check_mode(options.mode, retriever.modes)
+    gen = get_generator(options.generator)
 
-    hits, best = _retrieve(retriever, question, history, k, mode)
-    result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=mode, notices=notices,
+    hits, best = _retrieve(retriever, question, history, options.k, options.mode)
+    result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=options.mode, notices=notices,
                     asks=classify(question))
     lib = library(retriever)
     if not covers(retriever, question, best, lib.taught, lib.concepts_named):
@@ -496,8 +495,7 @@ def stream_answer(
     shown = shown + hits[len(shown):]  # chunks the composer added are cited too
     result.hits = shown
 
-    text = yield from _generate(gen, question, composed, hits, history, result, start,
-                                max_new_tokens=max_new_tokens, temperature=temperature)
+    text = yield from _generate(gen, question, composed, hits, history, result, start, options)
     if text is None:  # the model said the notes do not cover it
         yield _refusal(result, hits, start)
         return
@@ -508,16 +506,6 @@ def stream_answer(
     result.done = True
     result.seconds = time.perf_counter() - start
     yield result
-
-
-def _check_options(k: int, max_new_tokens: int, temperature: float) -> int:
-    """``k`` as an int, after a one-line ValueError for any option out of range."""
-    k = check_k(k)
-    if not 1 <= int(max_new_tokens) <= 4096:
-        raise ValueError(f"max_new_tokens must be from 1 to 4096, not {max_new_tokens}")
-    if not 0.0 <= float(temperature) <= 2.0:
-        raise ValueError(f"temperature must be from 0 to 2, not {temperature}")
-    return k
 
 
 def _retrieve(retriever: Retriever, question: str, history: list[dict] | None, k: int,
@@ -556,7 +544,7 @@ def _chunk_similarity(retriever: Retriever, lib: Library):
 
 
 def _generate(gen, question: str, composed: str, hits: list[Hit], history: list[dict] | None, result: Answer,
-              start: float, *, max_new_tokens: int, temperature: float):
+              start: float, options: AskOptions):
     """The answer's text before the check (None when a model says the notes do not cover it). A model's
     answer is yielded as it grows; the composed and extractive ones come at once."""
     context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
@@ -569,7 +557,8 @@ def _generate(gen, question: str, composed: str, hits: list[Hit], history: list[
     else:
         messages = build_messages(question, hits, history)
     pieces = []
-    for piece in gen.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature, context=context):
+    for piece in gen.stream(messages, max_new_tokens=options.max_new_tokens, temperature=options.temperature,
+                            context=context):
         if result.first_token_seconds is None:
             result.first_token_seconds = time.perf_counter() - start
         pieces.append(piece)

@@ -29,6 +29,7 @@ import numpy as np
 from rag.chunking import DEFAULT_CHUNK_SIZE
 from rag.index import SearchIndex, UpdateReport, tokenize, update_index
 from rag.models import load_embedder
+from rag.options import check_k, check_mode
 from rag.settings import MODES, Settings, get_settings
 from rag.text import clean_question
 
@@ -36,7 +37,6 @@ NOTE_SPREAD = 0.85  # spread_over_notes: each earlier pick from the same note mu
 T = TypeVar("T")
 K = TypeVar("K")
 RRF_K = 60
-MAX_K = 100
 
 
 @dataclass
@@ -79,20 +79,6 @@ def fuse_rrf(rankings: Iterable[Iterable[K]]) -> dict[K, float]:
         for rank, item in enumerate(ranking, start=1):
             fused[item] = fused.get(item, 0.0) + 1.0 / (RRF_K + rank)
     return fused
-
-
-def check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
-    if not 1 <= int(k) <= MAX_K:
-        raise ValueError(f"k must be from 1 to {MAX_K}, not {k}")
-    return int(k)
-
-
-def check_mode(mode: str, modes: tuple[str, ...] = MODES) -> str:
-    if mode not in modes:
-        raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(modes)}")
-    return mode
 
 
 def spread_over_notes(ranked: list[T], k: int, score: Callable[[T], float], note: Callable[[T], str],

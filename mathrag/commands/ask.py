@@ -8,16 +8,18 @@ import sys
 
 from mathrag.commands.options import add_json, add_search
 from mathrag.retrievers import load_retriever
+from rag.options import DEFAULT_GENERATOR, AskOptions
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answering import stream_answer
 
+    options = AskOptions(k=args.k, mode=args.mode, generator=args.generator, max_new_tokens=args.max_new_tokens,
+                         temperature=args.temperature)  # checked before the retriever loads
     final = None
     shown = 0
-    retriever = load_retriever([args.mode], progress=not args.json)
-    for final in stream_answer(args.question, retriever=retriever, k=args.k, mode=args.mode, generator=args.generator,
-                               max_new_tokens=args.max_new_tokens, temperature=args.temperature):
+    retriever = load_retriever([options.mode], progress=not args.json)
+    for final in stream_answer(args.question, options, retriever=retriever):
         if not args.json and not final.done:
             print(final.text[shown:], end="", flush=True)
             shown = len(final.text)
@@ -49,7 +51,7 @@ def register(sub) -> None:
                        description="Answer a question from the notes; the answer streams and cites its sources.")
     p.add_argument("question", help="the question")
     add_search(p, "how many chunks to give the model")
-    p.add_argument("--generator", default="composed",
+    p.add_argument("--generator", default=DEFAULT_GENERATOR,
                    help="composed (default: the notes' own sentences, composed to answer), smollm2, "
                         "smollm2+lora:<adapter>, scratch, extractive, hf:<model dir>, openai:<base_url>#<model>")
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit in tokens (default 256)")

@@ -8,13 +8,13 @@ import json
 from graphrag.modes import GRAPH_MODES
 from mathrag.commands.options import add_json
 from mathrag.retrievers import ALL_MODES, load_retriever
+from rag.options import DEFAULT_GENERATOR
 from rag.settings import MODES
 
 EVAL_MODES = (*MODES, "hybrid+spread", *GRAPH_MODES)  # every mode, and hybrid with notes taking turns
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.answering import DEFAULT_GENERATOR
     from rag.evaluation import markdown_report, run_eval
 
     modes = tuple(args.mode or EVAL_MODES)
