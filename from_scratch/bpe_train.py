@@ -130,6 +130,18 @@ def train_bpe_naive(word_counts: Mapping[bytes, int], num_merges: int) -> list[M
     return merges
 
 
+def _pair_counts_and_index(words: list[list[int]], freqs: list[int],
+                           ) -> tuple[dict[Pair, int], dict[Pair, set[int]]]:
+    """c(a, b) = sum_w f(w) * n_w(a, b) for every adjacent pair, and where[(a, b)]: the indices of the words with it."""
+    counts: dict[Pair, int] = defaultdict(int)
+    where: dict[Pair, set[int]] = defaultdict(set)
+    for i, (word, freq) in enumerate(zip(words, freqs, strict=True)):
+        for pair in pairwise(word):
+            counts[pair] += freq
+            where[pair].add(i)
+    return counts, where
+
+
 def train_bpe(word_counts: Mapping[bytes, int], num_merges: int) -> list[Merge]:
     """Fast trainer: incremental pair counts, an index of where each pair occurs, and a lazy max-heap.
 
@@ -138,12 +150,7 @@ def train_bpe(word_counts: Mapping[bytes, int], num_merges: int) -> list[Merge]:
     words, freqs = _words_and_freqs(word_counts)
 
     # Initial counts c(a, b) and, for every pair, the set of words (by index) that contain it.
-    counts: dict[Pair, int] = defaultdict(int)
-    where: dict[Pair, set[int]] = defaultdict(set)
-    for i, (word, freq) in enumerate(zip(words, freqs, strict=True)):
-        for pair in pairwise(word):
-            counts[pair] += freq
-            where[pair].add(i)
+    counts, where = _pair_counts_and_index(words, freqs)
 
     # Max-heap via negated counts; equal counts come out smallest (a, b) first: the tie rule.
     heap = [(-count, a, b) for (a, b), count in counts.items()]

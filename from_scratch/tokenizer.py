@@ -471,42 +471,62 @@ class BPETokenizer:
                 f"could not read the GGUF file {path} (truncated or corrupt?): {type(e).__name__}: {e}"
             ) from e
 
-        if model != "gpt2":
-            raise GGUFTokenizerError(f"{path}: tokenizer.ggml.model is {model!r}, not 'gpt2' (byte-level BPE)")
-        if len(types) != len(tokens):
-            raise GGUFTokenizerError(f"{path}: {len(tokens)} tokens but {len(types)} token types")
-        if pattern is None:
-            if pre not in GGUF_PRETOKENIZERS:
-                raise GGUFTokenizerError(f"{path}: unknown pre-tokenizer {pre!r}; pass pattern= explicitly")
-            pattern = GGUF_PRETOKENIZERS[pre]
-
-        byte_of_char = {c: b for b, c in bytes_to_unicode().items()}
-        special: dict[str, int] = {}
-        byte_ids: dict[int, int] = {}
-        token_id: dict[str, int] = {}
-        for i, (text, kind) in enumerate(zip(tokens, types, strict=True)):
-            if kind in (3, 4):  # control / user defined: matched literally in the text
-                special[text] = i
-                continue
-            token_id[text] = i
-            if len(text) == 1 and text in byte_of_char:
-                byte_ids[byte_of_char[text]] = i
-        merges: dict[tuple[int, int], int] = {}
-        for rank, line in enumerate(merge_lines):
-            parts = line.split(" ")
-            if len(parts) != 2 or any(p not in token_id for p in parts) or parts[0] + parts[1] not in token_id:
-                raise GGUFTokenizerError(f"{path}: merge {rank} {line!r} does not join two tokens into a token")
-            merges[token_id[parts[0]], token_id[parts[1]]] = token_id[parts[0] + parts[1]]
+        pattern = _gguf_pattern(path, model, len(tokens), len(types), pre, pattern)
+        special, byte_ids, merges = _gguf_vocabulary(path, tokens, types, merge_lines)
         tok = cls(merges, special, pattern, byte_ids)
-        # Every GGUF token must come back as the vocabulary entry with its id.
-        special_ids = set(special.values())
-        for i, text in enumerate(tokens):
-            if i in special_ids:
-                expected = text.encode("utf-8")
-            elif all(c in byte_of_char for c in text):
-                expected = bytes(byte_of_char[c] for c in text)
-            else:
-                raise GGUFTokenizerError(f"{path}: token {i} {text!r} is not spelled in GPT-2's byte characters")
-            if tok.vocab.get(i) != expected:
-                raise GGUFTokenizerError(f"{path}: token {i} {text!r} is neither a byte, a merge result nor special")
+        _check_gguf_tokens(path, tok, tokens, special)
         return tok
+
+
+# ---------------------------------------------------------------------- GGUF: the steps of from_gguf
+
+
+def _gguf_pattern(path: Path, model: str, n_tokens: int, n_types: int, pre: str, pattern: str | None) -> str:
+    """Check that a GGUF file holds a byte-level BPE tokenizer; the pre-tokenizer pattern to split with."""
+    if model != "gpt2":
+        raise GGUFTokenizerError(f"{path}: tokenizer.ggml.model is {model!r}, not 'gpt2' (byte-level BPE)")
+    if n_types != n_tokens:
+        raise GGUFTokenizerError(f"{path}: {n_tokens} tokens but {n_types} token types")
+    if pattern is None:
+        if pre not in GGUF_PRETOKENIZERS:
+            raise GGUFTokenizerError(f"{path}: unknown pre-tokenizer {pre!r}; pass pattern= explicitly")
+        pattern = GGUF_PRETOKENIZERS[pre]
+    return pattern
+
+
+def _gguf_vocabulary(path: Path, tokens: list[str], types: list[int], merge_lines: list[str],
+                     ) -> tuple[dict[str, int], dict[int, int], dict[tuple[int, int], int]]:
+    """(special tokens, byte -> id, merges (left, right) -> id) from GGUF's token texts, types and merge lines."""
+    byte_of_char = {c: b for b, c in bytes_to_unicode().items()}
+    special: dict[str, int] = {}
+    byte_ids: dict[int, int] = {}
+    token_id: dict[str, int] = {}
+    for i, (text, kind) in enumerate(zip(tokens, types, strict=True)):
+        if kind in (3, 4):  # control / user defined: matched literally in the text
+            special[text] = i
+            continue
+        token_id[text] = i
+        if len(text) == 1 and text in byte_of_char:
+            byte_ids[byte_of_char[text]] = i
+    merges: dict[tuple[int, int], int] = {}
+    for rank, line in enumerate(merge_lines):
+        parts = line.split(" ")
+        if len(parts) != 2 or any(p not in token_id for p in parts) or parts[0] + parts[1] not in token_id:
+            raise GGUFTokenizerError(f"{path}: merge {rank} {line!r} does not join two tokens into a token")
+        merges[token_id[parts[0]], token_id[parts[1]]] = token_id[parts[0] + parts[1]]
+    return special, byte_ids, merges
+
+
+def _check_gguf_tokens(path: Path, tok: BPETokenizer, tokens: list[str], special: dict[str, int]) -> None:
+    """Every GGUF token must come back as the vocabulary entry with its id."""
+    byte_of_char = {c: b for b, c in bytes_to_unicode().items()}
+    special_ids = set(special.values())
+    for i, text in enumerate(tokens):
+        if i in special_ids:
+            expected = text.encode("utf-8")
+        elif all(c in byte_of_char for c in text):
+            expected = bytes(byte_of_char[c] for c in text)
+        else:
+            raise GGUFTokenizerError(f"{path}: token {i} {text!r} is not spelled in GPT-2's byte characters")
+        if tok.vocab.get(i) != expected:
+            raise GGUFTokenizerError(f"{path}: token {i} {text!r} is neither a byte, a merge result nor special")

@@ -620,6 +620,117 @@ def _load_optimizer_state(optimizer: torch.optim.AdamW, model: GPT, moments: dic
     optimizer.load_state_dict({"state": state, "param_groups": state_dict["param_groups"]})
 
 
+@dataclass
+class _Run:
+    """What the steps of one training run share: where it writes, the model, its data and its optimizer."""
+
+    out: Path
+    config: TrainConfig
+    model: GPT
+    tokenizer: BPETokenizer
+    optimizer: torch.optim.AdamW
+    train_data: np.ndarray  # (N_train,)
+    val_data: np.ndarray  # (N_val,)
+    history: dict[str, list]  # "train": a row per update, "eval": a row per evaluation, later "final"
+    info: dict[str, Any]  # the split and the sizes, saved in config.json
+    progress: bool
+
+
+def _token_streams(tokenizer: BPETokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
+                   config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation token streams, each long enough for a window of context + 1 tokens."""
+    train_data = token_stream(tokenizer, train_texts)  # (N_train,)
+    val_data = token_stream(tokenizer, val_texts)  # (N_val,)
+    for split, data in (("training", train_data), ("validation", val_data)):
+        if len(data) < config.context_length + 1:
+            raise ValueError(f"the {split} documents give only {len(data)} tokens; need more than the context of "
+                             f"{config.context_length} tokens (add documents or lower context_length)")
+    return train_data, val_data
+
+
+def _prepare_run(out: Path, config: TrainConfig, train_docs: Sequence[tuple[str, str]],
+                 val_docs: Sequence[tuple[str, str]], resume: bool, progress: bool) -> tuple[_Run, int, float]:
+    """Tokenizer, model and optimizer, made afresh or read from ``out``: (run, updates done, tokenizer seconds)."""
+    split_info = {"train_documents": [n for n, _ in train_docs], "val_documents": [n for n, _ in val_docs],
+                  "train_sha256": _data_digest(train_docs), "val_sha256": _data_digest(val_docs)}
+    train_texts, val_texts = [t for _, t in train_docs], [t for _, t in val_docs]
+    if resume:
+        model, tokenizer, start, moments, adam_steps, history = _resume_state(out, split_info)
+        tokenizer_seconds = 0.0  # the checkpoint's tokenizer
+    else:
+        t0 = time.perf_counter()
+        tokenizer = train_tokenizer(train_texts, config.vocab_size)
+        tokenizer_seconds = time.perf_counter() - t0
+        model = build_model(config, tokenizer.vocab_size).train()
+        start, history = 0, {"train": [], "eval": []}
+    train_data, val_data = _token_streams(tokenizer, train_texts, val_texts, config)
+    optimizer = make_optimizer(model, config)
+    if resume:
+        _load_optimizer_state(optimizer, model, moments, adam_steps, out / "optimizer.safetensors")
+    info = {"data": split_info, "tokens": {"train": len(train_data), "val": len(val_data)},
+            "n_params": model.n_params}
+    run = _Run(out, config, model, tokenizer, optimizer, train_data, val_data, history, info, progress)
+    return run, start, tokenizer_seconds
+
+
+def _evaluate(run: _Run, step: int) -> dict:
+    """Estimate the train and validation losses at ``step`` and record them in the history."""
+    row = {"step": step, "train_loss": estimate_loss(run.model, run.train_data, run.config),
+           "val_loss": estimate_loss(run.model, run.val_data, run.config)}
+    run.history["eval"].append(row)
+    if run.progress:
+        tqdm.write(f"step {step:5d}: train loss {row['train_loss']:.4f}, validation loss {row['val_loss']:.4f}")
+    return row
+
+
+def _save(run: _Run, step: int) -> None:
+    """Write the checkpoint of ``step`` into the run's folder."""
+    save_checkpoint(run.out, run.model, run.optimizer, run.tokenizer, run.config, step, run.history, run.info)
+
+
+def _training_loop(run: _Run, start: int, stop: int) -> None:
+    """Updates start + 1 .. stop: one batch, one AdamW step each; evaluations and checkpoints on the way."""
+    config, model, optimizer = run.config, run.model, run.optimizer
+    bar = tqdm(total=config.steps, initial=start, desc="training", unit="step", disable=not run.progress)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for step in range(start + 1, stop + 1):  # step = the number of this update, 1-based
+        lr = lr_at(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = get_batch(run.train_data, config.batch_size, config.context_length,
+                         _rng(config.seed, _TRAIN_BATCHES, step))
+        _, loss = model(x, y)  # x, y: (B, T); loss: mean next-token cross-entropy
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)  # norm before clipping
+        optimizer.step()
+        run.history["train"].append({"step": step, "loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item()})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}", refresh=False)
+        if step % config.eval_interval == 0 or step == config.steps:
+            _evaluate(run, step)
+        if (step % config.eval_interval == 0 or step == stop) and step < config.steps:  # the last one: below
+            _save(run, step)
+    bar.close()
+
+
+def _final_evaluation(run: _Run, step: int, val_texts: Sequence[str], summary: dict[str, Any]) -> float:
+    """Loss on every validation token, saved with the last checkpoint and added to ``summary``; returns seconds."""
+    t0 = time.perf_counter()
+    eval_batch = max(run.config.batch_size, 4096 // run.config.context_length)  # ~4096 tokens per forward pass
+    final = evaluate_texts(run.model, run.tokenizer, val_texts, batch_size=eval_batch)
+    run.history["final"] = {"step": step, "val_loss": final.loss, "val_bpb": final.bits_per_byte,
+                            "val_nats": final.nats, "val_tokens": final.tokens, "val_bytes": final.bytes}
+    _save(run, step)
+    eval_seconds = time.perf_counter() - t0
+    summary |= {"val_loss": final.loss, "val_bpb": final.bits_per_byte, "val_tokens": final.tokens,
+                "val_bytes": final.bytes}
+    if run.progress:
+        tqdm.write(f"validation: {final.loss:.4f} nats/token, {final.bits_per_byte:.4f} bits/byte "
+                   f"({final.tokens} tokens, {final.bytes} bytes)")
+    return eval_seconds
+
+
 def train(
     documents: Sequence[tuple[str, str]],
     config: TrainConfig | None = None,
@@ -643,87 +754,25 @@ def train(
     out = Path(out)
     config = _resume_config(out, config) if resume else (config or TrainConfig())
     train_docs, val_docs = split_documents(documents, config.val_fraction, config.seed)
-    split_info = {"train_documents": [n for n, _ in train_docs], "val_documents": [n for n, _ in val_docs],
-                  "train_sha256": _data_digest(train_docs), "val_sha256": _data_digest(val_docs)}
-    train_texts, val_texts = [t for _, t in train_docs], [t for _, t in val_docs]
-
-    if resume:
-        model, tokenizer, start, moments, adam_steps, history = _resume_state(out, split_info)
-        tokenizer_seconds = 0.0  # the checkpoint's tokenizer
-    else:
-        t0 = time.perf_counter()
-        tokenizer = train_tokenizer(train_texts, config.vocab_size)
-        tokenizer_seconds = time.perf_counter() - t0
-        model = build_model(config, tokenizer.vocab_size).train()
-        start, history = 0, {"train": [], "eval": []}
-    train_data = token_stream(tokenizer, train_texts)  # (N_train,)
-    val_data = token_stream(tokenizer, val_texts)  # (N_val,)
-    for split, data in (("training", train_data), ("validation", val_data)):
-        if len(data) < config.context_length + 1:
-            raise ValueError(f"the {split} documents give only {len(data)} tokens; need more than the context of "
-                             f"{config.context_length} tokens (add documents or lower context_length)")
-    optimizer = make_optimizer(model, config)
-    if resume:
-        _load_optimizer_state(optimizer, model, moments, adam_steps, out / "optimizer.safetensors")
-    info = {"data": split_info, "tokens": {"train": len(train_data), "val": len(val_data)},
-            "n_params": model.n_params}
+    run, start, tokenizer_seconds = _prepare_run(out, config, train_docs, val_docs, resume, progress)
     stop = config.steps if stop_at is None else min(stop_at, config.steps)
 
-    def evaluate(step: int) -> dict:
-        row = {"step": step, "train_loss": estimate_loss(model, train_data, config),
-               "val_loss": estimate_loss(model, val_data, config)}
-        history["eval"].append(row)
-        if progress:
-            tqdm.write(f"step {step:5d}: train loss {row['train_loss']:.4f}, validation loss {row['val_loss']:.4f}")
-        return row
-
     if start == 0:
-        evaluate(0)  # the loss of the untrained model: about ln(vocab size)
+        _evaluate(run, 0)  # the loss of the untrained model: about ln(vocab size)
     t0 = time.perf_counter()
-    bar = tqdm(total=config.steps, initial=start, desc="training", unit="step", disable=not progress)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for step in range(start + 1, stop + 1):  # step = the number of this update, 1-based
-        lr = lr_at(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = get_batch(train_data, config.batch_size, config.context_length, _rng(config.seed, _TRAIN_BATCHES, step))
-        _, loss = model(x, y)  # x, y: (B, T); loss: mean next-token cross-entropy
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)  # norm before clipping
-        optimizer.step()
-        history["train"].append({"step": step, "loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item()})
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}", refresh=False)
-        if step % config.eval_interval == 0 or step == config.steps:
-            evaluate(step)
-        if (step % config.eval_interval == 0 or step == stop) and step < config.steps:  # the last one: below
-            save_checkpoint(out, model, optimizer, tokenizer, config, step, history, info)
-    bar.close()
+    _training_loop(run, start, stop)
     train_seconds = time.perf_counter() - t0
     last = stop if stop > start else start
 
     summary: dict[str, Any] = {"out": str(out), "step": last, "steps": config.steps, "finished": last == config.steps,
-                               "n_params": model.n_params, "vocab_size": tokenizer.vocab_size,
+                               "n_params": run.model.n_params, "vocab_size": run.tokenizer.vocab_size,
                                "documents": {"train": len(train_docs), "val": len(val_docs)},
-                               "tokens": info["tokens"]}
+                               "tokens": run.info["tokens"]}
+    eval_seconds = 0.0
     if last == config.steps:
-        t0 = time.perf_counter()
-        eval_batch = max(config.batch_size, 4096 // config.context_length)  # ~4096 tokens per forward pass
-        final = evaluate_texts(model, tokenizer, val_texts, batch_size=eval_batch)
-        history["final"] = {"step": last, "val_loss": final.loss, "val_bpb": final.bits_per_byte,
-                            "val_nats": final.nats, "val_tokens": final.tokens, "val_bytes": final.bytes}
-        save_checkpoint(out, model, optimizer, tokenizer, config, last, history, info)
-        eval_seconds = time.perf_counter() - t0
-        summary |= {"val_loss": final.loss, "val_bpb": final.bits_per_byte, "val_tokens": final.tokens,
-                    "val_bytes": final.bytes}
-        if progress:
-            tqdm.write(f"validation: {final.loss:.4f} nats/token, {final.bits_per_byte:.4f} bits/byte "
-                       f"({final.tokens} tokens, {final.bytes} bytes)")
-    else:
-        eval_seconds = 0.0
-    if history["eval"]:
-        summary["last_eval"] = history["eval"][-1]
+        eval_seconds = _final_evaluation(run, last, [t for _, t in val_docs], summary)
+    if run.history["eval"]:
+        summary["last_eval"] = run.history["eval"][-1]
     summary["seconds"] = {"tokenizer": round(tokenizer_seconds, 2), "training": round(train_seconds, 2),
                           "final_eval": round(eval_seconds, 2), "total": round(time.perf_counter() - started, 2)}
     summary["files"] = [str(out / name) for name in (*CHECKPOINT_FILES, "loss_curve.png") if (out / name).exists()]
