@@ -22,6 +22,7 @@ The same answering is exposed to scripts as the API endpoint ``chat``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -188,87 +189,143 @@ def _head_choices(n_heads: int) -> list[tuple[str, int]]:
     return [("all heads", -1)] + [(f"head {h}", h) for h in range(n_heads)]
 
 
+class _ChatTab(NamedTuple):
+    """The components of the Chat tab that the event wiring needs."""
+
+    chatbot: gr.Chatbot
+    message: gr.Textbox
+    send: gr.Button
+    clear: gr.Button
+    settings: list[gr.components.Component]  # mode, generator, k, max new tokens, temperature: chat_turn's order
+    note_links: gr.Dropdown
+    open_note: gr.Button
+
+
+class _NotesTab(NamedTuple):
+    """The components of the Notes tab that the event wiring needs."""
+
+    area: gr.Dropdown
+    note: gr.Dropdown
+    note_view: gr.Markdown
+
+
+def _conversation_column() -> tuple[gr.Chatbot, gr.Textbox, gr.Button, gr.Button]:
+    """The conversation, the question box with its Ask and Clear buttons, and the examples."""
+    chatbot = gr.Chatbot(
+        label="Conversation", height=560, latex_delimiters=LATEX, elem_id="chatbot",
+        buttons=["copy", "copy_all"], sanitize_html=True, feedback_options=None,
+        placeholder="Ask about the notes: linear algebra, calculus, probability, "
+                    "optimization, information theory, classical ML, neural networks, "
+                    "transformers.",
+    )
+    with gr.Row():
+        message = gr.Textbox(placeholder="Ask a question about the notes…", show_label=False,
+                             scale=8, autofocus=True, elem_id="question", max_lines=6)
+        send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+        clear = gr.Button("Clear", scale=1, elem_id="clear")
+    gr.Examples(EXAMPLES, inputs=message, label="Try")
+    return chatbot, message, send, clear
+
+
+def _chat_tab(engine: Engine) -> _ChatTab:
+    """The "Chat" tab: the conversation, and a side panel with the answer settings and the cited notes."""
+    with gr.Tab("Chat", id="chat"), gr.Row():
+        with gr.Column(scale=3):
+            chatbot, message, send, clear = _conversation_column()
+        with gr.Column(scale=1, elem_id="sources-panel"):
+            settings = [
+                gr.Dropdown(engine.modes, value="hybrid", label="Retrieval mode"),
+                gr.Dropdown(engine.generators, value=engine.generators[0], label="Generator"),
+                gr.Slider(1, 10, value=5, step=1, label="Chunks given to the model"),
+                gr.Slider(32, 1024, value=256, step=32, label="Max new tokens"),
+                gr.Slider(0.0, 1.5, value=0.0, step=0.1, label="Temperature (0 = greedy)"),
+            ]
+            note_links = gr.Dropdown([], label="Notes cited in the last answer", elem_id="note-links")
+            open_note = gr.Button("Open in Notes tab", elem_id="open-note")
+    return _ChatTab(chatbot, message, send, clear, settings, note_links, open_note)
+
+
+def _notes_tab(engine: Engine) -> _NotesTab:
+    """The "Notes" tab: pick an area and a note, and read it."""
+    with gr.Tab("Notes", id="notes"):
+        with gr.Row():
+            area = gr.Dropdown([""] + engine.areas(), value="", label="Area (empty: all)", scale=1)
+            first = engine.notes_in(None)
+            note = gr.Dropdown(first, value=first[0][1] if first else None, label="Note", scale=3,
+                               elem_id="note-choice")
+        note_view = gr.Markdown(engine.render_note(first[0][1] if first else None),
+                                latex_delimiters=LATEX, elem_id="note-view")
+    return _NotesTab(area, note, note_view)
+
+
+def _wire_chat(engine: Engine, chat: _ChatTab, attention: gr.Textbox | None, graph_outputs: list) -> None:
+    """Ask (button or Enter) answers and then draws the graph behind the answer; Clear empties the chat."""
+    inputs = [chat.message, chat.chatbot, *chat.settings]
+    outputs = [chat.chatbot, chat.message, chat.note_links]
+    turn_outputs = [*outputs, *graph_outputs]
+
+    def respond(*args):
+        finished = []
+        last = None
+        for last in chat_turn(engine, *args, on_reply=finished.append):
+            yield (*last, gr.skip(), gr.skip())
+        if finished and last is not None:  # draw the graph behind the answer once it is complete
+            yield (*last, *engine.answer_graph(finished[0]))
+
+    if attention is not None:
+        # The attention tab looks at the last question. Registered before `respond`, which clears the
+        # text box: listeners on one trigger read their inputs in registration order.
+        def keep_question(question: str, current: str) -> str:
+            return question if question.strip() else current
+
+        for event in (chat.send.click, chat.message.submit):
+            event(keep_question, [chat.message, attention], attention, queue=False, api_visibility="private")
+    chat.send.click(respond, inputs, turn_outputs, api_visibility="private")
+    chat.message.submit(respond, inputs, turn_outputs, api_visibility="private")
+    chat.clear.click(lambda: ([], "", gr.update(choices=[], value=None)), None, outputs, api_visibility="private")
+
+
+def _wire_notes(engine: Engine, tabs: gr.Tabs, notes: _NotesTab, note_links: gr.Dropdown,
+                open_note: gr.Button) -> None:
+    """Picking an area lists its notes, picking a note shows it, "Open in Notes tab" jumps to a cited note."""
+
+    def pick_area(chosen: str):
+        choices = engine.notes_in(chosen or None)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    notes.area.change(pick_area, notes.area, notes.note, api_visibility="private")
+    notes.note.change(engine.render_note, notes.note, notes.note_view, api_visibility="private")
+
+    def jump(source: str | None):
+        if not source:
+            gr.Warning("Ask a question first: its cited notes appear here.")
+            return gr.update(), gr.update(), gr.update()
+        return gr.Tabs(selected="notes"), gr.update(value=""), gr.update(
+            choices=engine.notes_in(None), value=source)
+
+    open_note.click(jump, note_links, [tabs, notes.area, notes.note], api_visibility="private")
+
+
+def _chat_api(engine: Engine) -> None:
+    """The ``chat`` API endpoint for scripts (see :func:`api_chat`)."""
+
+    def chat(question: str, mode: str = "hybrid", generator: str = "", k: int = 5, max_new_tokens: int = 256,
+             temperature: float = 0.0) -> Iterator[dict]:
+        yield from api_chat(engine, question, mode, generator, k, max_new_tokens, temperature)
+
+    gr.api(chat, api_name="chat", api_description="Answer a question from the notes, streamed, with sources.")
+
+
 def build_ui(engine: Engine) -> gr.Blocks:
+    """The app: the Chat, Notes, Knowledge graph and Inside the model tabs, wired together."""
     with gr.Blocks(title="mathrag: chat with the math notes", analytics_enabled=False) as demo:
         gr.Markdown("## mathrag · chat with the math-for-ML notes, offline, with sources you can check")
         with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat"), gr.Row():
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(
-                        label="Conversation", height=560, latex_delimiters=LATEX, elem_id="chatbot",
-                        buttons=["copy", "copy_all"], sanitize_html=True, feedback_options=None,
-                        placeholder="Ask about the notes: linear algebra, calculus, probability, "
-                                    "optimization, information theory, classical ML, neural networks, "
-                                    "transformers.",
-                    )
-                    with gr.Row():
-                        message = gr.Textbox(placeholder="Ask a question about the notes…", show_label=False,
-                                             scale=8, autofocus=True, elem_id="question", max_lines=6)
-                        send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                        clear = gr.Button("Clear", scale=1, elem_id="clear")
-                    gr.Examples(EXAMPLES, inputs=message, label="Try")
-                with gr.Column(scale=1, elem_id="sources-panel"):
-                    mode = gr.Dropdown(engine.modes, value="hybrid", label="Retrieval mode")
-                    generator = gr.Dropdown(engine.generators, value=engine.generators[0], label="Generator")
-                    k = gr.Slider(1, 10, value=5, step=1, label="Chunks given to the model")
-                    max_new_tokens = gr.Slider(32, 1024, value=256, step=32, label="Max new tokens")
-                    temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.1, label="Temperature (0 = greedy)")
-                    note_links = gr.Dropdown([], label="Notes cited in the last answer", elem_id="note-links")
-                    open_note = gr.Button("Open in Notes tab", elem_id="open-note")
-            with gr.Tab("Notes", id="notes"):
-                with gr.Row():
-                    area = gr.Dropdown([""] + engine.areas(), value="", label="Area (empty: all)", scale=1)
-                    first = engine.notes_in(None)
-                    note = gr.Dropdown(first, value=first[0][1] if first else None, label="Note", scale=3,
-                                       elem_id="note-choice")
-                note_view = gr.Markdown(engine.render_note(first[0][1] if first else None),
-                                        latex_delimiters=LATEX, elem_id="note-view")
+            chat = _chat_tab(engine)
+            notes = _notes_tab(engine)
             graph_picture, graph_legend = graph_tab(engine)
             attention = attention_tab(engine)
-
-        inputs = [message, chatbot, mode, generator, k, max_new_tokens, temperature]
-        outputs = [chatbot, message, note_links]
-        turn_outputs = [*outputs, graph_picture, graph_legend]
-
-        def respond(*args):
-            finished = []
-            last = None
-            for last in chat_turn(engine, *args, on_reply=finished.append):
-                yield (*last, gr.skip(), gr.skip())
-            if finished and last is not None:  # draw the graph behind the answer once it is complete
-                yield (*last, *engine.answer_graph(finished[0]))
-
-        if attention is not None:
-            # The attention tab looks at the last question. Registered before `respond`, which clears the
-            # text box: listeners on one trigger read their inputs in registration order.
-            def keep_question(question: str, current: str) -> str:
-                return question if question.strip() else current
-
-            for event in (send.click, message.submit):
-                event(keep_question, [message, attention], attention, queue=False, api_visibility="private")
-        send.click(respond, inputs, turn_outputs, api_visibility="private")
-        message.submit(respond, inputs, turn_outputs, api_visibility="private")
-        clear.click(lambda: ([], "", gr.update(choices=[], value=None)), None, outputs, api_visibility="private")
-
-        def pick_area(chosen: str):
-            choices = engine.notes_in(chosen or None)
-            return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-        area.change(pick_area, area, note, api_visibility="private")
-        note.change(engine.render_note, note, note_view, api_visibility="private")
-
-        def jump(source: str | None):
-            if not source:
-                gr.Warning("Ask a question first: its cited notes appear here.")
-                return gr.update(), gr.update(), gr.update()
-            return gr.Tabs(selected="notes"), gr.update(value=""), gr.update(
-                choices=engine.notes_in(None), value=source)
-
-        open_note.click(jump, note_links, [tabs, area, note], api_visibility="private")
-
-        def chat(question: str, mode: str = "hybrid", generator: str = "", k: int = 5, max_new_tokens: int = 256,
-                 temperature: float = 0.0) -> Iterator[dict]:
-            yield from api_chat(engine, question, mode, generator, k, max_new_tokens, temperature)
-
-        gr.api(chat, api_name="chat", api_description="Answer a question from the notes, streamed, with sources.")
+        _wire_chat(engine, chat, attention, [graph_picture, graph_legend])
+        _wire_notes(engine, tabs, notes, chat.note_links, chat.open_note)
+        _chat_api(engine)
     return demo

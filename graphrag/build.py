@@ -40,7 +40,7 @@ from pathlib import PurePosixPath
 
 import networkx as nx
 
-from graphrag.concepts import ConceptMatcher, extract_concepts, note_id
+from graphrag.concepts import Concept, ConceptMatcher, extract_concepts, note_id
 from rag.chunking import Chunk
 from rag.corpus import Note
 
@@ -71,22 +71,16 @@ def _add_edge(g: nx.MultiDiGraph, u: str, v: str, kind: str, weight: float, prov
                evidence=evidence)
 
 
-def build_graph(notes: Sequence[Note], chunks: Sequence[Chunk]) -> nx.MultiDiGraph:
-    """The knowledge graph of the notes, with every edge's provenance among ``chunks``."""
-    concepts, defines = extract_concepts(notes)
-    by_source: dict[str, list[Chunk]] = {}
-    for c in chunks:
-        by_source.setdefault(c.source, []).append(c)
-    matcher = ConceptMatcher(concepts)
-    mentioned = {c.chunk_id: matcher.counts(c.text) for c in chunks}
-
-    # Drop terms too generic to say anything (named in many chunks); note concepts always stay.
+def _drop_generic(concepts: list[Concept], mentioned: dict[str, dict[str, int]],
+                  n_chunks: int) -> tuple[list[Concept], set[str]]:
+    """The concepts without the terms too generic to say anything (named in many chunks), and those terms."""
     df = Counter(cid for counts in mentioned.values() for cid in counts)
-    generic = {c.id for c in concepts if c.kind == "term" and df[c.id] > GENERIC_SHARE * max(1, len(chunks))}
-    concepts = [c for c in concepts if c.id not in generic]
-    known = {c.id for c in concepts}
+    generic = {c.id for c in concepts if c.kind == "term" and df[c.id] > GENERIC_SHARE * max(1, n_chunks)}
+    return [c for c in concepts if c.id not in generic], generic
 
-    g = nx.MultiDiGraph(format="mathrag-graph", generic_terms=sorted(generic))
+
+def _add_nodes(g: nx.MultiDiGraph, concepts: list[Concept], notes: Sequence[Note], chunks: Sequence[Chunk]) -> None:
+    """Add the concept nodes (with each note's source) and the chunk nodes."""
     for c in concepts:
         g.add_node(c.id, kind=c.kind, name=c.name, aliases=c.aliases, area=c.area, description=c.description,
                    sources=c.sources)
@@ -95,29 +89,52 @@ def build_graph(notes: Sequence[Note], chunks: Sequence[Chunk]) -> nx.MultiDiGra
     for c in chunks:
         g.add_node(c.chunk_id, kind="chunk", name=c.heading, source=c.source, area=c.area)
 
+
+def _add_prerequisites(g: nx.MultiDiGraph, note: Note, own: str | None, slugs: set[str]) -> None:
+    """Add the prerequisite_of edges into the note, from its front matter."""
+    for pre in note.prerequisites:
+        if pre in slugs:
+            _add_edge(g, note_id(pre), note_id(note.slug), "prerequisite_of", 1.0, [own] if own else [],
+                      f"front matter of {note.source}: prerequisites")
+
+
+def _add_links(g: nx.MultiDiGraph, note: Note, note_chunks: list[Chunk], own: str | None, slugs: set[str]) -> None:
+    """Add the links_to edges from the note, citing the chunks that hold each link."""
+    for slug, _ in linked_slugs(note, slugs):
+        holders = [c.chunk_id for c in note_chunks if re.search(rf"[(/]{re.escape(slug)}\.md", c.text)]
+        _add_edge(g, note_id(note.slug), note_id(slug), "links_to", 1.0, holders or ([own] if own else []),
+                  f"a link in {note.source}" + ("" if holders else " (See also)"))
+
+
+def _add_definitions(g: nx.MultiDiGraph, note: Note, note_chunks: list[Chunk], own: str | None,
+                     defined: list[tuple[str, str]], known: set[str]) -> None:
+    """Add the defines edges from the note to the known terms it defines in bold."""
+    here = note_id(note.slug)
+    for cid, term in defined:
+        if cid not in known or cid == here:
+            continue
+        pattern = re.compile(rf"\*\*{re.escape(term)}", re.IGNORECASE)
+        holders = [c.chunk_id for c in note_chunks if pattern.search(c.text)] or ([own] if own else [])
+        _add_edge(g, here, cid, "defines", 1.0, holders, f"**{term}** in {note.source}")
+
+
+def _add_note_edges(g: nx.MultiDiGraph, notes: Sequence[Note], by_source: dict[str, list[Chunk]],
+                    defines: dict[str, list[tuple[str, str]]], known: set[str]) -> None:
+    """Add each note's prerequisite_of, links_to and defines edges, note by note."""
     summary_chunk = {s: next((c.chunk_id for c in cs if c.chunk_id.endswith("#summary:0")), cs[0].chunk_id)
                      for s, cs in by_source.items()}
     slugs = {n.slug for n in notes}
     for note in notes:
-        here = note_id(note.slug)
         own = summary_chunk.get(note.source)
         note_chunks = by_source.get(note.source, [])
-        for pre in note.prerequisites:
-            if pre in slugs:
-                _add_edge(g, note_id(pre), here, "prerequisite_of", 1.0, [own] if own else [],
-                          f"front matter of {note.source}: prerequisites")
-        for slug, _ in linked_slugs(note, slugs):
-            holders = [c.chunk_id for c in note_chunks if re.search(rf"[(/]{re.escape(slug)}\.md", c.text)]
-            _add_edge(g, here, note_id(slug), "links_to", 1.0, holders or ([own] if own else []),
-                      f"a link in {note.source}" + ("" if holders else " (See also)"))
-        for cid, term in defines.get(note.source, []):
-            if cid not in known or cid == here:
-                continue
-            pattern = re.compile(rf"\*\*{re.escape(term)}", re.IGNORECASE)
-            holders = [c.chunk_id for c in note_chunks if pattern.search(c.text)] or ([own] if own else [])
-            _add_edge(g, here, cid, "defines", 1.0, holders, f"**{term}** in {note.source}")
+        _add_prerequisites(g, note, own, slugs)
+        _add_links(g, note, note_chunks, own, slugs)
+        _add_definitions(g, note, note_chunks, own, defines.get(note.source, []), known)
 
-    # mentions: chunk -> concept (its own note left out)
+
+def _add_mentions(g: nx.MultiDiGraph, chunks: Sequence[Chunk], mentioned: dict[str, dict[str, int]],
+                  known: set[str]) -> dict[str, set[str]]:
+    """Add the mentions edges (chunk -> concept, its own note left out); return each concept's chunks."""
     chunk_note = {c.chunk_id: note_id(c.slug or PurePosixPath(c.source).stem) for c in chunks}
     concept_chunks: dict[str, set[str]] = {}
     for chunk_id, counts in mentioned.items():
@@ -128,9 +145,11 @@ def build_graph(notes: Sequence[Note], chunks: Sequence[Chunk]) -> nx.MultiDiGra
             concept_chunks.setdefault(cid, set()).add(chunk_id)
         # a chunk is also about its own note: count it for co-occurrence (not as a mention edge)
         concept_chunks.setdefault(chunk_note[chunk_id], set()).add(chunk_id)
+    return concept_chunks
 
-    # related: co-occurrence in chunks, kept by normalized PMI
-    n = max(1, len(chunks))
+
+def _cooccurring_pairs(concept_chunks: dict[str, set[str]]) -> dict[tuple[str, str], list[str]]:
+    """Each pair of concepts (a < b) named together, with the chunks naming both."""
     in_chunk: dict[str, set[str]] = {}
     for cid, holders in concept_chunks.items():
         for h in holders:
@@ -139,7 +158,13 @@ def build_graph(notes: Sequence[Note], chunks: Sequence[Chunk]) -> nx.MultiDiGra
     for h, cids in in_chunk.items():
         for a, b in combinations(sorted(cids), 2):
             pair_chunks.setdefault((a, b), []).append(h)
-    for (a, b), holders in pair_chunks.items():
+    return pair_chunks
+
+
+def _add_related(g: nx.MultiDiGraph, concept_chunks: dict[str, set[str]], n_chunks: int) -> None:
+    """Add the related edges: co-occurrence in chunks, kept by normalized PMI."""
+    n = max(1, n_chunks)
+    for (a, b), holders in _cooccurring_pairs(concept_chunks).items():
         if len(holders) < MIN_COOCCUR:
             continue
         p_ab = len(holders) / n
@@ -148,6 +173,23 @@ def build_graph(notes: Sequence[Note], chunks: Sequence[Chunk]) -> nx.MultiDiGra
         if npmi >= MIN_NPMI:
             _add_edge(g, a, b, "related", round(npmi, 4), holders, f"named together in {len(holders)} chunks")
 
+
+def build_graph(notes: Sequence[Note], chunks: Sequence[Chunk]) -> nx.MultiDiGraph:
+    """The knowledge graph of the notes, with every edge's provenance among ``chunks``."""
+    concepts, defines = extract_concepts(notes)
+    by_source: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        by_source.setdefault(c.source, []).append(c)
+    matcher = ConceptMatcher(concepts)
+    mentioned = {c.chunk_id: matcher.counts(c.text) for c in chunks}
+    concepts, generic = _drop_generic(concepts, mentioned, len(chunks))  # note concepts always stay
+    known = {c.id for c in concepts}
+
+    g = nx.MultiDiGraph(format="mathrag-graph", generic_terms=sorted(generic))
+    _add_nodes(g, concepts, notes, chunks)
+    _add_note_edges(g, notes, by_source, defines, known)
+    concept_chunks = _add_mentions(g, chunks, mentioned, known)
+    _add_related(g, concept_chunks, len(chunks))
     g.graph["cycles"] = prerequisite_cycles(g)
     return g
 

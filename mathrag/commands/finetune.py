@@ -118,19 +118,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    from finetune.presets import PRESETS, LoraRun
-
-    p = sub.add_parser("finetune", help="fine-tune on the notes: data, LoRA, embedder, before/after eval",
-                       description="Synthesise grounded QA data from the notes, fine-tune the answering model "
-                                   "with LoRA or the embedder, and measure before and after.")
-    actions = p.add_subparsers(dest="finetune_command", metavar="ACTION", required=True)
-
+def _add_data(actions) -> None:
+    """The ``finetune data`` action: synthesise the train/validation data."""
     d = actions.add_parser("data", help="synthesise train/validation data from the notes (split by note)")
     d.add_argument("--seed", type=int, default=0, help="seed of the split and the sampling (default 0)")
     d.add_argument("--out", help="folder to write to (default MATHRAG_HOME/finetune/data)")
     d.add_argument("--json", action="store_true", help="print the manifest as JSON")
     d.set_defaults(func=cmd_data)
+
+
+def _add_lora(actions) -> None:
+    """The ``finetune lora`` action: a preset, and a flag per setting that overrides it."""
+    from finetune.presets import PRESETS, LoraRun
 
     lo = actions.add_parser("lora", help="LoRA fine-tuning of SmolLM2 on the data",
                             description="Train a LoRA adapter on the synthesised data. A preset sets every "
@@ -152,6 +151,9 @@ def register(sub) -> None:
     lo.add_argument("--json", action="store_true", help="print the run card as JSON")
     lo.set_defaults(func=cmd_lora)
 
+
+def _add_embed(actions) -> None:
+    """The ``finetune embed`` action: fine-tune the embedder."""
     e = actions.add_parser("embed", help="fine-tune the MiniLM embedder on (question, chunk) pairs")
     e.add_argument("--name", default="notes", help="embedder name (default notes)")
     e.add_argument("--epochs", type=float, default=1.0)
@@ -163,6 +165,9 @@ def register(sub) -> None:
     e.add_argument("--json", action="store_true", help="print the run card as JSON")
     e.set_defaults(func=cmd_embed)
 
+
+def _add_eval(actions) -> None:
+    """The ``finetune eval`` action: before/after on the validation notes."""
     ev = actions.add_parser("eval", help="before/after on the validation notes (JSON + Markdown + PNG)")
     ev.add_argument("--adapter", help="a LoRA adapter to compare with the base model")
     ev.add_argument("--embedder", help="a fine-tuned embedder to compare with the base one")
@@ -171,12 +176,27 @@ def register(sub) -> None:
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
     ev.set_defaults(func=cmd_eval)
 
+
+def _add_merge(actions) -> None:
+    """The ``finetune merge`` action: the base model with an adapter merged in."""
     m = actions.add_parser("merge", help="write the base model with an adapter merged into its weights")
     m.add_argument("name", help="the adapter")
     m.add_argument("--out", help="folder (default MATHRAG_HOME/models/smollm2-lora-NAME)")
     m.add_argument("--overwrite", action="store_true")
     m.set_defaults(func=cmd_merge)
 
+
+def _add_list(actions) -> None:
+    """The ``finetune list`` action: the trained adapters."""
     li = actions.add_parser("list", help="the trained adapters")
     li.add_argument("--json", action="store_true")
     li.set_defaults(func=cmd_list)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune on the notes: data, LoRA, embedder, before/after eval",
+                       description="Synthesise grounded QA data from the notes, fine-tune the answering model "
+                                   "with LoRA or the embedder, and measure before and after.")
+    actions = p.add_subparsers(dest="finetune_command", metavar="ACTION", required=True)
+    for add in (_add_data, _add_lora, _add_embed, _add_eval, _add_merge, _add_list):
+        add(actions)
