@@ -122,6 +122,32 @@ def parse_note(path: Path, root: Path | None = None) -> Note:
     """Parse one note file; raise :class:`NoteError` naming the file if it cannot be read."""
     root = root or repo_root()
     source = _relative(path, root)
+    lines = _read_note_text(path, source).splitlines()
+    meta, end = _front_matter(lines, source)
+    title = meta.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise NoteError(f"{source}: front matter has no 'title'")
+    return Note(
+        slug=path.stem,
+        area=str(meta.get("area") or ""),
+        title=title.strip(),
+        tags=_str_list(meta, "tags", source),
+        prerequisites=_str_list(meta, "prerequisites", source),
+        related_code=_str_list(meta, "related_code", source),
+        summary=str(meta.get("summary") or "").strip(),
+        aliases=_str_list(meta, "aliases", source),
+        definition=str(meta.get("definition") or "").strip(),
+        definitions=_definitions(meta.get("definitions"), source),
+        body="\n".join(lines[end + 1 :]) + "\n",
+        path=path.resolve(),
+        source=source,
+        body_line=end + 2,
+        meta=meta,
+    )
+
+
+def _read_note_text(path: Path, source: str) -> str:
+    """The note file's text, refusing files too large, unreadable, not UTF-8 or binary."""
     try:
         size = path.stat().st_size
         if size > MAX_NOTE_BYTES:
@@ -134,8 +160,11 @@ def parse_note(path: Path, root: Path | None = None) -> Note:
         raise NoteError(f"{source}: cannot read ({exc.strerror})") from None
     if "\x00" in text:
         raise NoteError(f"{source}: looks like a binary file (it contains NUL bytes), not a Markdown note")
+    return text
 
-    lines = text.splitlines()
+
+def _front_matter(lines: list[str], source: str) -> tuple[dict, int]:
+    """The YAML front matter as a mapping, and the index of the line that closes it."""
     if not lines or lines[0].strip() != "---":
         raise NoteError(f"{source}: missing YAML front matter (the file must start with a '---' line)")
     try:
@@ -146,41 +175,23 @@ def parse_note(path: Path, root: Path | None = None) -> Note:
         meta = yaml.safe_load("\n".join(lines[1:end])) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        # The mark counts from the first YAML line (0-based), which is line 2 of the file.
         where = f" at line {mark.line + 2}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise NoteError(f"{source}: invalid YAML in front matter{where}: {problem}") from None
     if not isinstance(meta, dict):
         raise NoteError(f"{source}: front matter must be a mapping of keys to values")
+    return meta, end
 
-    title = meta.get("title")
-    if not isinstance(title, str) or not title.strip():
-        raise NoteError(f"{source}: front matter has no 'title'")
 
-    def str_list(key: str) -> list[str]:
-        value = meta.get(key) or []
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise NoteError(f"{source}: front matter '{key}' must be a list of strings")
-        return [v.strip() for v in value]
-
-    return Note(
-        slug=path.stem,
-        area=str(meta.get("area") or ""),
-        title=title.strip(),
-        tags=str_list("tags"),
-        prerequisites=str_list("prerequisites"),
-        related_code=str_list("related_code"),
-        summary=str(meta.get("summary") or "").strip(),
-        aliases=str_list("aliases"),
-        definition=str(meta.get("definition") or "").strip(),
-        definitions=_definitions(meta.get("definitions"), source),
-        body="\n".join(lines[end + 1 :]) + "\n",
-        path=path.resolve(),
-        source=source,
-        body_line=end + 2,
-        meta=meta,
-    )
+def _str_list(meta: dict, key: str, source: str) -> list[str]:
+    """A front-matter value that is a list of strings (a single string counts as a list of one)."""
+    value = meta.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise NoteError(f"{source}: front matter '{key}' must be a list of strings")
+    return [v.strip() for v in value]
 
 
 def _definitions(value: object, source: str) -> dict[str, str]:
@@ -355,6 +366,19 @@ def check_imports(code: str) -> list[str]:
 def validate_note(note: Note, root: Path | None = None) -> list[str]:
     """Every rule a single note breaks, as short messages (empty when the note is fine)."""
     root = root or repo_root()
+    problems = _front_matter_problems(note, root)
+    problems += _layout_problems(note)
+    words = note.word_count
+    if not MIN_WORDS <= words <= MAX_WORDS:
+        problems.append(f"{words} words of prose; a note has {MIN_WORDS} to {MAX_WORDS}")
+    problems += math_problems(note.body, note.body_line)
+    problems += _link_problems(note)
+    problems += _check_block_problems(note)
+    return problems
+
+
+def _front_matter_problems(note: Note, root: Path) -> list[str]:
+    """The rules the front matter breaks: its keys, area, tags, summary, definitions and references."""
     problems = []
     meta = note.meta
     for key in REQUIRED_KEYS:
@@ -383,7 +407,12 @@ def validate_note(note: Note, root: Path | None = None) -> list[str]:
     for rel in note.related_code:
         if not (root / rel).exists():
             problems.append(f"related_code path '{rel}' does not exist")
+    return problems
 
+
+def _layout_problems(note: Note) -> list[str]:
+    """The rules the headings break: one H1 equal to the title, and the required sections in order."""
+    problems = []
     heads = headings(note.body)
     h1 = [text for level, text in heads if level == 1]
     if h1 != [note.title]:
@@ -397,19 +426,23 @@ def validate_note(note: Note, root: Path | None = None) -> list[str]:
             positions.append(h2.index(name))
     if positions != sorted(positions):
         problems.append(f"sections must appear in this order: {', '.join(REQUIRED_SECTIONS)}")
+    return problems
 
-    words = note.word_count
-    if not MIN_WORDS <= words <= MAX_WORDS:
-        problems.append(f"{words} words of prose; a note has {MIN_WORDS} to {MAX_WORDS}")
 
-    problems += math_problems(note.body, note.body_line)
-
+def _link_problems(note: Note) -> list[str]:
+    """Relative links whose target file does not exist (URLs and in-page anchors are not checked)."""
+    problems = []
     for target in links(note.body):
         if re.match(r"^[a-z]+:", target) or target.startswith("#"):
             continue
         if not (note.path.parent / target.split("#")[0]).resolve().exists():
             problems.append(f"link target '{target}' does not exist")
+    return problems
 
+
+def _check_block_problems(note: Note) -> list[str]:
+    """The rules the ``python check`` block breaks: exactly one, allowed imports only, and it asserts."""
+    problems = []
     checks = note.check_blocks
     if len(checks) != 1:
         problems.append(f"needs exactly one ```python check block (found {len(checks)})")

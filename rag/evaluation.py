@@ -174,77 +174,128 @@ def evaluate_answers(retriever: Retriever, questions: list[Question], generator:
                      shown: int = 20) -> dict:
     """Answer quality for one generator: the gold statement, sentence support, a direct opening, refusals,
     replacements and time; and ``shown`` answers in full, for a person to read."""
+    answerable, outside = _answer_sample(questions, limit)
+    tally = _AnswerTally()
+    for q in tqdm(answerable + outside, desc=f"answers ({generator})", disable=not progress, leave=False):
+        reply = answer(q.question, retriever=retriever, generator=generator, mode=mode, k=k)
+        tally.add_reply(reply)
+        if not q.answerable:
+            tally.add_outside(q, reply)
+            continue
+        tally.add_answerable(q, reply)
+        # Spread the examples over the whole set rather than showing its first questions.
+        if len(tally.examples) < shown and answerable.index(q) % max(1, len(answerable) // shown) == 0:
+            tally.examples.append(_example(q, reply))
+    return tally.summary(generator, mode, len(answerable), len(outside))
+
+
+def _answer_sample(questions: list[Question], limit: int | None) -> tuple[list[Question], list[Question]]:
+    """The answerable and out-of-scope questions to ask, at most ``limit`` of them in all."""
     answerable = [q for q in questions if q.answerable]
     outside = [q for q in questions if not q.answerable]
     if limit:
         # Keep the mix: the same share of out-of-scope questions as in the full set.
         n_out = max(1, round(limit * len(outside) / len(questions)))
         answerable, outside = answerable[: limit - n_out], outside[:n_out]
-    coverage, cited_ok, cited_all, gold_cited, latencies, first_tokens, groundings = [], 0, 0, 0, [], [], []
-    false_refusals, refused_outside, fallbacks, replaced, examples = 0, 0, 0, 0, []
-    gold_hits, gold_total, direct, sentences, supported, wrong_refusals = 0, 0, 0, 0, 0, []
-    misses: list[dict] = []
-    for q in tqdm(answerable + outside, desc=f"answers ({generator})", disable=not progress, leave=False):
-        reply = answer(q.question, retriever=retriever, generator=generator, mode=mode, k=k)
-        latencies.append(reply.seconds)
+    return answerable, outside
+
+
+def _example(q: Question, reply: Answer) -> dict:
+    """One answer in full, with its support check, gold verdict and citations, for the report."""
+    check = reply.support or {}
+    return {"id": q.id, "question": q.question, "answer": reply.text,
+            "support": check.get("summary", ""), "gold": q.why,
+            "gold_found": bool(q.gold) and gold_found(q, reply.text),
+            "citations": [f"[{c.number}] {c.source} › {c.heading.split(' > ', 1)[-1]}" for c in reply.citations]}
+
+
+@dataclass
+class _AnswerTally:
+    """Counts gathered over one generator's answers, turned into rates by :meth:`summary`."""
+
+    latencies: list[float] = field(default_factory=list)
+    first_tokens: list[float] = field(default_factory=list)
+    groundings: list[float] = field(default_factory=list)
+    fallbacks: int = 0
+    replaced: int = 0
+    refused_outside: int = 0
+    wrong_refusals: list[str] = field(default_factory=list)  # out-of-scope questions that were answered
+    false_refusals: int = 0
+    sentences: int = 0
+    supported: int = 0
+    direct: int = 0
+    gold_total: int = 0
+    gold_hits: int = 0
+    misses: list[dict] = field(default_factory=list)
+    coverage: list[float] = field(default_factory=list)
+    cited_all: int = 0
+    cited_ok: int = 0
+    gold_cited: int = 0
+    examples: list[dict] = field(default_factory=list)
+
+    def add_reply(self, reply: Answer) -> None:
+        """Time, grounding and replacements: counted for every question."""
+        self.latencies.append(reply.seconds)
         if reply.first_token_seconds is not None:
-            first_tokens.append(reply.first_token_seconds)
+            self.first_tokens.append(reply.first_token_seconds)
         if reply.grounding is not None:
-            groundings.append(reply.grounding)
-        fallbacks += reply.fallback is not None
+            self.groundings.append(reply.grounding)
+        self.fallbacks += reply.fallback is not None
         check = reply.support or {}
-        replaced += reply.fallback is not None or bool(check.get("replaced") or check.get("removed"))
-        if not q.answerable:
-            refused_outside += not reply.covered
-            if reply.covered:
-                wrong_refusals.append(q.question)
-            continue
+        self.replaced += reply.fallback is not None or bool(check.get("replaced") or check.get("removed"))
+
+    def add_outside(self, q: Question, reply: Answer) -> None:
+        """A question the notes do not cover: the answer should be a refusal."""
+        self.refused_outside += not reply.covered
+        if reply.covered:
+            self.wrong_refusals.append(q.question)
+
+    def add_answerable(self, q: Question, reply: Answer) -> None:
+        """A question the notes cover: refusal, support, opening, gold fact, key terms and citations."""
+        check = reply.support or {}
         if not reply.covered:
-            false_refusals += 1
-        sentences += check.get("checked", 0)
-        supported += check.get("supported", 0)
-        direct += reply.covered and opens_directly(reply, q.asks or classify(q.question))
+            self.false_refusals += 1
+        self.sentences += check.get("checked", 0)
+        self.supported += check.get("supported", 0)
+        self.direct += reply.covered and opens_directly(reply, q.asks or classify(q.question))
         if q.gold:
-            gold_total += 1
+            self.gold_total += 1
             ok = reply.covered and gold_found(q, reply.text)
-            gold_hits += ok
+            self.gold_hits += ok
             if not ok:
-                misses.append({"id": q.id, "question": q.question, "gold": q.why or q.gold[0]})
-        coverage.append(sum(term_found(t, reply.text) for t in q.key_terms) / len(q.key_terms))
+                self.misses.append({"id": q.id, "question": q.question, "gold": q.why or q.gold[0]})
+        self.coverage.append(sum(term_found(t, reply.text) for t in q.key_terms) / len(q.key_terms))
         for c in reply.citations:
-            cited_all += 1
-            cited_ok += any(term_found(t, reply.hits[c.number - 1].text) for t in q.key_terms)
-        gold_cited += any(c.source in q.notes for c in reply.citations)
-        if len(examples) < shown and answerable.index(q) % max(1, len(answerable) // shown) == 0:
-            examples.append({"id": q.id, "question": q.question, "answer": reply.text,
-                             "support": check.get("summary", ""), "gold": q.why,
-                             "gold_found": bool(q.gold) and gold_found(q, reply.text),
-                             "citations": [f"[{c.number}] {c.source} › {c.heading.split(' > ', 1)[-1]}"
-                                           for c in reply.citations]})
-    n = len(answerable)
-    return {
-        "generator": generator,
-        "mode": mode,
-        "questions": n + len(outside),
-        "gold_recall": gold_hits / gold_total if gold_total else None,
-        "gold_questions": gold_total,
-        "supported_sentence_rate": supported / sentences if sentences else None,
-        "direct_opening_rate": direct / n if n else 0.0,
-        "key_term_coverage": statistics.fmean(coverage) if coverage else 0.0,
-        "citation_precision": cited_ok / cited_all if cited_all else 0.0,
-        "gold_note_cited": gold_cited / n if n else 0.0,
-        "refusal_accuracy": refused_outside / len(outside) if outside else float("nan"),
-        "false_refusal_rate": false_refusals / n if n else 0.0,
-        "fallback_rate": fallbacks / (n + len(outside)),
-        "replaced_rate": replaced / (n + len(outside)),
-        "mean_grounding": statistics.fmean(groundings) if groundings else None,
-        "latency_p50_s": percentile(latencies, 50),
-        "latency_p95_s": percentile(latencies, 95),
-        "first_token_p50_s": percentile(first_tokens, 50) if first_tokens else None,
-        "gold_misses": misses,
-        "answered_outside": wrong_refusals,
-        "examples": examples,
-    }
+            self.cited_all += 1
+            self.cited_ok += any(term_found(t, reply.hits[c.number - 1].text) for t in q.key_terms)
+        self.gold_cited += any(c.source in q.notes for c in reply.citations)
+
+    def summary(self, generator: str, mode: str, n: int, n_outside: int) -> dict:
+        """The rates over ``n`` answerable and ``n_outside`` out-of-scope questions, as ``evaluate_answers`` returns."""
+        total = n + n_outside
+        return {
+            "generator": generator,
+            "mode": mode,
+            "questions": total,
+            "gold_recall": self.gold_hits / self.gold_total if self.gold_total else None,
+            "gold_questions": self.gold_total,
+            "supported_sentence_rate": self.supported / self.sentences if self.sentences else None,
+            "direct_opening_rate": self.direct / n if n else 0.0,
+            "key_term_coverage": statistics.fmean(self.coverage) if self.coverage else 0.0,
+            "citation_precision": self.cited_ok / self.cited_all if self.cited_all else 0.0,
+            "gold_note_cited": self.gold_cited / n if n else 0.0,
+            "refusal_accuracy": self.refused_outside / n_outside if n_outside else float("nan"),
+            "false_refusal_rate": self.false_refusals / n if n else 0.0,
+            "fallback_rate": self.fallbacks / total,
+            "replaced_rate": self.replaced / total,
+            "mean_grounding": statistics.fmean(self.groundings) if self.groundings else None,
+            "latency_p50_s": percentile(self.latencies, 50),
+            "latency_p95_s": percentile(self.latencies, 95),
+            "first_token_p50_s": percentile(self.first_tokens, 50) if self.first_tokens else None,
+            "gold_misses": self.misses,
+            "answered_outside": self.wrong_refusals,
+            "examples": self.examples,
+        }
 
 
 def evaluate_classifier(questions: list[Question]) -> dict:
@@ -267,66 +318,103 @@ def evaluate_classifier(questions: list[Question]) -> dict:
 def markdown_report(summary: dict) -> str:
     lines = [f"# Evaluation ({summary['date']})", "",
              f"{summary['questions']} questions ({summary['answerable']} answerable, "
-             f"{summary['questions'] - summary['answerable']} outside the notes), {summary['chunks']} chunks.", "",
-             "## Retrieval", "", "| mode | recall@1 | recall@5 | recall@10 | MRR | nDCG@10 | p50 ms | p95 ms |",
-             "|---|---|---|---|---|---|---|---|"]
-    for mode, r in summary["retrieval"].items():
-        lines.append(f"| {mode} | {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | {r['mrr']:.3f} "
-                     f"| {r['ndcg@10']:.3f} | {r['latency_p50_ms']:.1f} | {r['latency_p95_ms']:.1f} |")
+             f"{summary['questions'] - summary['answerable']} outside the notes), {summary['chunks']} chunks."]
+    lines += _retrieval_table(summary["retrieval"])
     if summary.get("retrieval_multihop"):
-        lines += ["", f"## Multi-hop retrieval ({summary['multihop_questions']} questions, each needing 2-4 notes)",
-                  "", "Note coverage@k: the share of a question's notes with a chunk among the first k.", "",
-                  "| mode | coverage@5 | coverage@10 | recall@5 (any note) | MRR | p50 ms |",
-                  "|---|---|---|---|---|---|"]
-        for mode, r in summary["retrieval_multihop"].items():
-            lines.append(f"| {mode} | {r['coverage@5']:.3f} | {r['coverage@10']:.3f} | {r['recall@5']:.3f} "
-                         f"| {r['mrr']:.3f} | {r['latency_p50_ms']:.1f} |")
+        lines += _multihop_table(summary["retrieval_multihop"], summary["multihop_questions"])
     if summary.get("answers"):
-        lines += ["", "## Answers", "",
-                  "Gold recall: the answer states the question's gold fact (a formula or claim, after LaTeX "
-                  "normalisation) and none of its typical confusions. Supported: sentences supported by the "
-                  "passage they cite. Direct: the first sentence answers (not a description of the note, its check, "
-                  "a pitfall or an example fragment). Replaced: answers in which the support check replaced or "
-                  "removed a sentence, or the whole answer.", "",
-                  "| generator | gold recall | supported | direct | refusal acc. | false refusals | replaced "
-                  "| p50 s | p95 s | first token p50 s |", "|---|---|---|---|---|---|---|---|---|---|"]
-
-        def f(value) -> str:
-            return "-" if value is None else f"{value:.3f}"
-
-        for a in summary["answers"]:
-            lines.append(f"| {a['generator']} | {f(a['gold_recall'])} | {f(a['supported_sentence_rate'])} "
-                         f"| {f(a['direct_opening_rate'])} | {f(a['refusal_accuracy'])} | {f(a['false_refusal_rate'])} "
-                         f"| {f(a['replaced_rate'])} | {a['latency_p50_s']:.2f} | {a['latency_p95_s']:.2f} "
-                         f"| {f(a['first_token_p50_s'])} |")
+        lines += _answers_table(summary["answers"])
     clf = summary.get("classifier")
     if clf and clf.get("accuracy") is not None:
-        lines += ["", f"## What the question asks for ({clf['questions']} hand-labelled questions)", "",
-                  f"Rule-based classifier accuracy: {clf['accuracy']:.3f}.", "",
-                  "| label | " + " | ".join(ASKS) + " |", "|---" * (len(ASKS) + 1) + "|"]
-        for label in ASKS:
-            row = clf["confusion"].get(label, {})
-            lines.append(f"| {label} | " + " | ".join(str(row.get(g, 0)) for g in ASKS) + " |")
+        lines += _classifier_table(clf)
     for a in summary.get("answers", []):
-        if a.get("gold_misses"):
-            lines += ["", f"## {a['generator']}: gold statement missed ({len(a['gold_misses'])})", ""]
-            lines += [f"- `{m['id']}` {m['question']} (gold: {m['gold']})" for m in a["gold_misses"]]
-        if a.get("answered_outside"):
-            lines += ["", f"## {a['generator']}: out-of-scope questions answered ({len(a['answered_outside'])})", ""]
-            lines += [f"- {q}" for q in a["answered_outside"]]
+        lines += _answer_failures(a)
     if summary.get("answers"):
-        a = summary["answers"][0]
-        lines += ["", f"## {len(a['examples'])} answers in full ({a['generator']})", ""]
-        for e in a["examples"]:
-            verdict = "gold found" if e["gold_found"] else "gold not found"
-            lines += [f"### `{e['id']}` {e['question']}", "", e["answer"], "",
-                      f"*{e['support']} {verdict} ({e['gold']}).*", ""]
+        lines += _examples_in_full(summary["answers"][0])
     misses = summary["retrieval"].get("hybrid", {}).get("misses@5", [])
     if misses:
         lines += ["", "## Hybrid misses at 5", ""]
         lines += [f"- `{m['id']}` {m['question']} (gold {', '.join(m['gold'])}; got {', '.join(m['top'])})"
                   for m in misses]
     return "\n".join(lines) + "\n"
+
+
+def _rate(value: float | None) -> str:
+    """A rate with three decimals, or '-' where it was not measured."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _retrieval_table(retrieval: dict) -> list[str]:
+    """The report's retrieval section: one row per mode."""
+    lines = ["", "## Retrieval", "", "| mode | recall@1 | recall@5 | recall@10 | MRR | nDCG@10 | p50 ms | p95 ms |",
+             "|---|---|---|---|---|---|---|---|"]
+    for mode, r in retrieval.items():
+        lines.append(f"| {mode} | {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | {r['mrr']:.3f} "
+                     f"| {r['ndcg@10']:.3f} | {r['latency_p50_ms']:.1f} | {r['latency_p95_ms']:.1f} |")
+    return lines
+
+
+def _multihop_table(retrieval: dict, questions: int) -> list[str]:
+    """The report's multi-hop retrieval section: note coverage per mode."""
+    lines = ["", f"## Multi-hop retrieval ({questions} questions, each needing 2-4 notes)",
+             "", "Note coverage@k: the share of a question's notes with a chunk among the first k.", "",
+             "| mode | coverage@5 | coverage@10 | recall@5 (any note) | MRR | p50 ms |",
+             "|---|---|---|---|---|---|"]
+    for mode, r in retrieval.items():
+        lines.append(f"| {mode} | {r['coverage@5']:.3f} | {r['coverage@10']:.3f} | {r['recall@5']:.3f} "
+                     f"| {r['mrr']:.3f} | {r['latency_p50_ms']:.1f} |")
+    return lines
+
+
+def _answers_table(answers: list[dict]) -> list[str]:
+    """The report's answers section: what each measure means, then one row per generator."""
+    lines = ["", "## Answers", "",
+             "Gold recall: the answer states the question's gold fact (a formula or claim, after LaTeX "
+             "normalisation) and none of its typical confusions. Supported: sentences supported by the "
+             "passage they cite. Direct: the first sentence answers (not a description of the note, its check, "
+             "a pitfall or an example fragment). Replaced: answers in which the support check replaced or "
+             "removed a sentence, or the whole answer.", "",
+             "| generator | gold recall | supported | direct | refusal acc. | false refusals | replaced "
+             "| p50 s | p95 s | first token p50 s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for a in answers:
+        lines.append(f"| {a['generator']} | {_rate(a['gold_recall'])} | {_rate(a['supported_sentence_rate'])} "
+                     f"| {_rate(a['direct_opening_rate'])} | {_rate(a['refusal_accuracy'])} "
+                     f"| {_rate(a['false_refusal_rate'])} | {_rate(a['replaced_rate'])} "
+                     f"| {a['latency_p50_s']:.2f} | {a['latency_p95_s']:.2f} | {_rate(a['first_token_p50_s'])} |")
+    return lines
+
+
+def _classifier_table(clf: dict) -> list[str]:
+    """The report's section on the question classifier: its accuracy and confusion matrix."""
+    lines = ["", f"## What the question asks for ({clf['questions']} hand-labelled questions)", "",
+             f"Rule-based classifier accuracy: {clf['accuracy']:.3f}.", "",
+             "| label | " + " | ".join(ASKS) + " |", "|---" * (len(ASKS) + 1) + "|"]
+    for label in ASKS:
+        row = clf["confusion"].get(label, {})
+        lines.append(f"| {label} | " + " | ".join(str(row.get(g, 0)) for g in ASKS) + " |")
+    return lines
+
+
+def _answer_failures(a: dict) -> list[str]:
+    """The report's lists of one generator's missed gold statements and answered out-of-scope questions."""
+    lines = []
+    if a.get("gold_misses"):
+        lines += ["", f"## {a['generator']}: gold statement missed ({len(a['gold_misses'])})", ""]
+        lines += [f"- `{m['id']}` {m['question']} (gold: {m['gold']})" for m in a["gold_misses"]]
+    if a.get("answered_outside"):
+        lines += ["", f"## {a['generator']}: out-of-scope questions answered ({len(a['answered_outside'])})", ""]
+        lines += [f"- {q}" for q in a["answered_outside"]]
+    return lines
+
+
+def _examples_in_full(a: dict) -> list[str]:
+    """The report's section with one generator's example answers in full, each with its verdict."""
+    lines = ["", f"## {len(a['examples'])} answers in full ({a['generator']})", ""]
+    for e in a["examples"]:
+        verdict = "gold found" if e["gold_found"] else "gold not found"
+        lines += [f"### `{e['id']}` {e['question']}", "", e["answer"], "",
+                  f"*{e['support']} {verdict} ({e['gold']}).*", ""]
+    return lines
 
 
 def plot_retrieval(summary: dict, path: Path) -> None:

@@ -393,6 +393,7 @@ def _read_only(store: VersionedStore, settings: Settings, kind: str, chunk_size:
 
 def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kind: str, chunk_size: int,
                    progress: bool, start: float) -> tuple[SearchIndex, UpdateReport]:
+    """Bring the index in line with the corpus while holding the store's lock: reuse, update or rebuild it."""
     report = UpdateReport()
     report.recovered = store.remove_partials()
     if report.recovered:
@@ -401,19 +402,12 @@ def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kin
     notes, hashes = _corpus_state(settings)
     config = _config(settings, kind, chunk_size)
 
-    old: SearchIndex | None = None
+    old: SearchIndex | None
     if rebuild:
+        old = None
         report.reason = "--rebuild"
     else:
-        try:
-            old = SearchIndex.load(store.root)
-        except FileNotFoundError:
-            report.reason = "no index yet"
-        except IndexCorrupt as exc:
-            log.warning("stored index is unusable, rebuilding: %s", exc)
-            report.reason = f"unusable: {exc}"
-        if old is not None and not _usable(old, config, report):
-            old = None
+        old = _previous_index(store, config, report)
     report.rebuilt = old is None
     _compare(old.manifest.get("notes", {}) if old else {}, hashes, report)
 
@@ -425,22 +419,7 @@ def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kin
     chunks = [c for note in notes for c in chunk_note(note, chunk_size)]
     texts = [c.embedding_text() for c in chunks]
     text_hashes = [_text_hash(t) for t in texts]
-
-    # Reuse the vector of every chunk whose id and text are unchanged.
-    reusable: dict[str, np.ndarray] = {}
-    if old is not None:
-        for i, c in enumerate(old.chunks):
-            reusable[c.chunk_id + "\0" + _text_hash(c.embedding_text())] = old.vectors[i]
-    vectors = np.zeros((len(chunks), config["dimension"]), dtype=np.float32)
-    todo = []
-    for i, (c, th) in enumerate(zip(chunks, text_hashes, strict=True)):
-        vec = reusable.get(c.chunk_id + "\0" + th)
-        if vec is None:
-            todo.append(i)
-        else:
-            vectors[i] = vec
-    if todo:
-        vectors[todo] = embed([texts[i] for i in todo], progress=progress, settings=settings)
+    vectors, todo = _embed_changed(chunks, texts, text_hashes, old, config["dimension"], settings, progress)
     report.embedded_chunks = len(todo)
     report.total_chunks = len(chunks)
 
@@ -448,22 +427,7 @@ def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kin
     if len(set(ids.tolist())) != len(ids):
         raise RuntimeError("two chunks share an id; chunk ids must be unique")
     resolved = choose_kind(kind, len(chunks))
-    # IVF lists are trained once; past twice the vectors they were trained on, train them again.
-    trained_on = old.manifest.get("trained_on", len(old)) if old is not None else 0
-    in_place = resolved == "flat" or (resolved == "ivf" and 2 * trained_on >= len(chunks))
-    if old is not None and old.kind == resolved and in_place:
-        # Edit the existing ID map in place: drop what left or changed, add what is new.
-        faiss_index = faiss.clone_index(old.faiss_index)
-        new_keys = {c.chunk_id + "\0" + th for c, th in zip(chunks, text_hashes, strict=True)}
-        stale = [c.vector_id for c in old.chunks if c.chunk_id + "\0" + _text_hash(c.embedding_text())
-                 not in new_keys]
-        if stale:
-            faiss_index.remove_ids(np.array(stale, dtype=np.int64))
-        if todo:
-            faiss_index.add_with_ids(vectors[todo], ids[todo])
-    else:
-        faiss_index = build_faiss(vectors, ids, resolved)
-        trained_on = len(chunks)
+    faiss_index, trained_on = _faiss_for(chunks, text_hashes, vectors, ids, todo, resolved, old)
 
     manifest = {**config, "kind": resolved, "notes": hashes, "chunks": len(chunks), "trained_on": trained_on,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -471,3 +435,62 @@ def _update_locked(store: VersionedStore, settings: Settings, rebuild: bool, kin
     index.save(store.root)
     report.seconds = time.perf_counter() - start
     return index, report
+
+
+def _previous_index(store: VersionedStore, config: dict, report: UpdateReport) -> SearchIndex | None:
+    """The stored index to update, or None (with the reason in the report) when it must be built anew."""
+    try:
+        old = SearchIndex.load(store.root)
+    except FileNotFoundError:
+        report.reason = "no index yet"
+        return None
+    except IndexCorrupt as exc:
+        log.warning("stored index is unusable, rebuilding: %s", exc)
+        report.reason = f"unusable: {exc}"
+        return None
+    return old if _usable(old, config, report) else None
+
+
+def _reuse_key(chunk: Chunk, text_hash: str) -> str:
+    """What a vector is reused by: the chunk's id and the hash of the text it embeds."""
+    return chunk.chunk_id + "\0" + text_hash
+
+
+def _embed_changed(chunks: list[Chunk], texts: list[str], text_hashes: list[str], old: SearchIndex | None,
+                   dimension: int, settings: Settings, progress: bool) -> tuple[np.ndarray, list[int]]:
+    """The vectors of ``chunks`` and the rows that had to be embedded (the others come from ``old``)."""
+    # Reuse the vector of every chunk whose id and text are unchanged.
+    reusable: dict[str, np.ndarray] = {}
+    if old is not None:
+        for i, c in enumerate(old.chunks):
+            reusable[_reuse_key(c, _text_hash(c.embedding_text()))] = old.vectors[i]
+    vectors = np.zeros((len(chunks), dimension), dtype=np.float32)
+    todo = []
+    for i, (c, th) in enumerate(zip(chunks, text_hashes, strict=True)):
+        vec = reusable.get(_reuse_key(c, th))
+        if vec is None:
+            todo.append(i)
+        else:
+            vectors[i] = vec
+    if todo:
+        vectors[todo] = embed([texts[i] for i in todo], progress=progress, settings=settings)
+    return vectors, todo
+
+
+def _faiss_for(chunks: list[Chunk], text_hashes: list[str], vectors: np.ndarray, ids: np.ndarray, todo: list[int],
+               resolved: str, old: SearchIndex | None) -> tuple[faiss.Index, int]:
+    """The new version's FAISS index (``old``'s, edited, where possible) and how many vectors it was trained on."""
+    # IVF lists are trained once; past twice the vectors they were trained on, train them again.
+    trained_on = old.manifest.get("trained_on", len(old)) if old is not None else 0
+    in_place = resolved == "flat" or (resolved == "ivf" and 2 * trained_on >= len(chunks))
+    if old is None or old.kind != resolved or not in_place:
+        return build_faiss(vectors, ids, resolved), len(chunks)
+    # Edit the existing ID map in place: drop what left or changed, add what is new.
+    faiss_index = faiss.clone_index(old.faiss_index)
+    new_keys = {_reuse_key(c, th) for c, th in zip(chunks, text_hashes, strict=True)}
+    stale = [c.vector_id for c in old.chunks if _reuse_key(c, _text_hash(c.embedding_text())) not in new_keys]
+    if stale:
+        faiss_index.remove_ids(np.array(stale, dtype=np.int64))
+    if todo:
+        faiss_index.add_with_ids(vectors[todo], ids[todo])
+    return faiss_index, trained_on
