@@ -1,5 +1,6 @@
 """The Gradio chat over the notes.
 
 The user-facing app: chat with cited answers, browse the notes, and open the
-layers underneath. It may import ``rag`` and ``graphrag``; nothing imports it.
+layers underneath (``attention_maps``: the heatmaps of the from-scratch GPT). It may import ``rag``,
+``graphrag`` and ``from_scratch``; only the ``mathrag`` command imports it.
 """

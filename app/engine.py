@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import attention_maps
 from graphrag import GraphRetriever
 from graphrag import view as graph_view
 from graphrag.paths import UnknownConcept, learning_path
 from graphrag.store import ensure_graph
-from rag import attention_maps
 from rag.answering import Answer, stream_answer, warm_sentences
 from rag.corpus import Note, load_corpus
 from rag.generators import get_generator

@@ -13,7 +13,7 @@ paths, attention maps, fine-tuned adapters) each get a tab of their own.
   subgraph its hits came through) and a learning-path finder.
 - **Inside the model**: attention heatmaps of a chosen layer and head, for the
   last question (or any text), from SmolLM2 run by ``from_scratch`` or from
-  the mini GPT trained on the notes (:mod:`rag.attention_maps`).
+  the mini GPT trained on the notes (:mod:`app.attention_maps`).
 
 The same answering is exposed to scripts as the API endpoint ``chat``
 (``gradio_client.Client(url).predict("What is SVD?", api_name="/chat")``).
@@ -26,8 +26,8 @@ from typing import NamedTuple
 
 import gradio as gr
 
+from app import attention_maps
 from app.engine import Engine, escape_html, note_link_choices, sources_markdown
-from rag import attention_maps
 from rag.generators import GeneratorError
 from rag.text import MAX_QUESTION_CHARS, QuestionError
 

@@ -160,3 +160,25 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def axes(figsize: tuple[float, float]):
+    """(figure, axes) for one plot, drawn off-screen (no pyplot state), laid out to fit its labels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def finish_plot(fig, ax, path: Path, *, xlabel: str, ylabel: str, title: str) -> None:
+    """Label the axes, add the legend and write the figure to ``path`` as PNG, atomically."""
+    from rag.artifacts import save_png
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(fig, path)

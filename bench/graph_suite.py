@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.framework import Ratio, headline, private_home, ratios, report, suite
-from rag.artifacts import save_png
+from bench.framework import Ratio, axes, finish_plot, headline, private_home, ratios, report, suite
 from rag.corpus import Note, load_corpus
 from rag.evaluation import load_questions, percentile
 from rag.settings import Settings
@@ -152,13 +151,7 @@ def bench_graph(settings: Settings, quick: bool = False) -> dict:
 
 
 def _plot_growth(growth: list[dict], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(6, 4), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = axes((6, 4))
     xs = [g["chunks"] for g in growth]
     for key, label in (("chunk_s", "chunking"), ("bm25_s", "BM25 index"), ("faiss_add_s", "FAISS add"),
                        ("graph_s", "graph + communities"), ("seconds", "all of ingestion")):
@@ -166,11 +159,8 @@ def _plot_growth(growth: list[dict], path: Path) -> None:
         ax.loglog(xs, ys, "o-", label=label, linewidth=2.5 if key == "seconds" else 1.2)
     total = [g["seconds"] for g in growth]
     ax.loglog(xs, [total[0] * x / xs[0] for x in xs], "--", color="gray", label="linear from x1")
-    ax.set_xlabel("chunks (the corpus replicated x1, x4, x16, x64)")
-    ax.set_ylabel("seconds")
-    ax.set_title("Ingestion time as the corpus grows (embedding aside)")
-    ax.legend(fontsize=8)
-    save_png(fig, path)
+    finish_plot(fig, ax, path, xlabel="chunks (the corpus replicated x1, x4, x16, x64)", ylabel="seconds",
+                title="Ingestion time as the corpus grows (embedding aside)")
 
 
 @report("graph")

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.framework import Ratio, headline, ratios, report, suite
+from bench.framework import Ratio, axes, finish_plot, headline, ratios, report, suite
 from rag.settings import REPO_ROOT, Settings
 from reliability import faults, fuzz, security
 from reliability.load_test import run_load_elsewhere, run_overflow
@@ -62,60 +62,79 @@ def _faults(tmp: Path, models: Path, quick: bool) -> list[faults.Outcome]:
 @suite("reliability")
 def run(settings: Settings, quick: bool = False) -> dict:
     from app.engine import Engine
-    from app.server import launch
-    from from_scratch.tokenizer import BPETokenizer  # the project's own, as the scratch generator loads it
 
-    result: dict = {"quick": quick}
     phases: dict[str, float] = {}  # seconds each part took
     began = time.perf_counter()
     engine = Engine.load(settings)
     phases["load the app"] = time.perf_counter() - began
     generator = "extractive" if quick else engine.generators[0]
+    result: dict = {"quick": quick}
 
-    # ---- load
     began = time.perf_counter()
-    demo, url = launch(engine, port=_free_port(), block=False, queue_size=32, concurrency=2)
-    try:
-        each = 2 if quick else 5  # questions per client (the test suite asks 20 x 5 of the extractive generator)
-        alone = run_load_elsewhere(url, clients=1, questions=each, generator=generator)
-        result["load"] = run_load_elsewhere(url, clients=20, questions=each, generator=generator).to_dict()
-        result["load"]["alone_p50_s"] = alone.p50_s
-        result["load"]["alone_latencies_s"] = alone.latencies_s
-        result["load"]["p50_ratio_vs_alone"] = round(result["load"]["p50_s"] / max(alone.p50_s, 1e-9), 1)
-        result["security"] = {"binds": demo.server_name, "forbidden_paths": security.probe_paths(url, settings.home)}
-    finally:
-        demo.close()
+    result["load"], result["security"] = _load_phase(engine, settings, generator, quick)
     result["overflow"] = run_overflow(engine, _free_port(), requests=10, queue_size=2)
     phases["load and overflow"] = time.perf_counter() - began
-
-    # ---- faults
     with tempfile.TemporaryDirectory(prefix="mathrag-faults-") as tmp:
         began = time.perf_counter()
         outcomes = _faults(Path(tmp), settings.models_dir, quick)
         phases["faults"] = time.perf_counter() - began
         began = time.perf_counter()
-        # ---- fuzzing
-        good = [REPO_ROOT / "corpus" / n for n in faults.NOTES]
-        fuzzed = [fuzz.fuzz_chat(engine, n=24 if quick else 120),
-                  fuzz.fuzz_tokenizer(BPETokenizer.from_gguf(), n=150 if quick else 600),
-                  fuzz.fuzz_corpus(Path(tmp) / "fuzz-corpus", good, n=30)]
+        fuzzed = _fuzz_phase(engine, Path(tmp), quick)
     phases["fuzzing"] = time.perf_counter() - began
     result["faults"] = [o.to_dict() for o in outcomes]
     result["fuzz"] = [f.to_dict() for f in fuzzed]
-
-    # ---- security
     began = time.perf_counter()
-    sec = result["security"]
+    _security_phase(result["security"], settings)
+    phases["security"] = time.perf_counter() - began
+    result["phase_seconds"] = {k: round(v, 1) for k, v in phases.items()}
+    result["summary"] = _summary(result, generator, outcomes, fuzzed)
+    plot = settings.reports_dir / "bench_load_latency.png"
+    plot_load(result["load"], plot)
+    result["_files"] = [str(plot)]
+    return result
+
+
+def _load_phase(engine, settings: Settings, generator: str, quick: bool) -> tuple[dict, dict]:
+    """20 clients at once against one client alone, on a real server; and what that server binds and serves."""
+    from app.server import launch
+
+    demo, url = launch(engine, port=_free_port(), block=False, queue_size=32, concurrency=2)
+    try:
+        each = 2 if quick else 5  # questions per client (the test suite asks 20 x 5 of the extractive generator)
+        alone = run_load_elsewhere(url, clients=1, questions=each, generator=generator)
+        load = run_load_elsewhere(url, clients=20, questions=each, generator=generator).to_dict()
+        load["alone_p50_s"] = alone.p50_s
+        load["alone_latencies_s"] = alone.latencies_s
+        load["p50_ratio_vs_alone"] = round(load["p50_s"] / max(alone.p50_s, 1e-9), 1)
+        served = {"binds": demo.server_name, "forbidden_paths": security.probe_paths(url, settings.home)}
+    finally:
+        demo.close()
+    return load, served
+
+
+def _fuzz_phase(engine, tmp: Path, quick: bool) -> list:
+    """Random chat input, random tokenizer input and damaged notes; each fuzzer's tally."""
+    from from_scratch.tokenizer import BPETokenizer  # the project's own, as the scratch generator loads it
+
+    good = [REPO_ROOT / "corpus" / n for n in faults.NOTES]
+    return [fuzz.fuzz_chat(engine, n=24 if quick else 120),
+            fuzz.fuzz_tokenizer(BPETokenizer.from_gguf(), n=150 if quick else 600),
+            fuzz.fuzz_corpus(tmp / "fuzz-corpus", good, n=30)]
+
+
+def _security_phase(sec: dict, settings: Settings) -> None:
+    """Add the source scan, the paths served that should not be, and outbound connections to ``sec``."""
     sec["source_violations"] = security.scan_sources()
     sec["served_forbidden"] = [p for p, status in sec["forbidden_paths"].items() if status == 200]
     env = {**os.environ, "MATHRAG_HOME": str(settings.home), "MATHRAG_CORPUS": str(settings.corpus_dir)}
     sec["outbound"] = security.outbound_connections(env, _free_port())
-    phases["security"] = time.perf_counter() - began
-    result["phase_seconds"] = {k: round(v, 1) for k, v in phases.items()}
 
+
+def _summary(result: dict, generator: str, outcomes: list, fuzzed: list) -> dict:
+    """The headline figures of the run, one flat dict."""
     injected = [o for o in outcomes if not o.skipped]
-    load = result["load"]
-    result["summary"] = {
+    load, sec = result["load"], result["security"]
+    return {
         "requests_held": f"{load['clients']} x {load['questions_each']}",
         "generator": generator,
         "errors": load["errors"] + load["without_sources"],
@@ -130,22 +149,11 @@ def run(settings: Settings, quick: bool = False) -> dict:
         "security_findings": len(sec["source_violations"]) + len(sec["served_forbidden"]) + len(
             sec["outbound"]["outside"]) + (sec["binds"] != "127.0.0.1"),
     }
-    plot = settings.reports_dir / "bench_load_latency.png"
-    plot_load(result["load"], plot)
-    result["_files"] = [str(plot)]
-    return result
 
 
 def plot_load(load: dict, path: Path) -> None:
     """Histogram of request latencies: one client alone against every client at once."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from rag.artifacts import save_png
-
-    fig = Figure(figsize=(7, 3.6), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = axes((7, 3.6))
     together, alone = load.get("latencies_s", []), load.get("alone_latencies_s", [])
     top = max(together + alone + [1e-3])
     bins = [top * i / 40 for i in range(41)]
@@ -154,12 +162,9 @@ def plot_load(load: dict, path: Path) -> None:
             label=f"{load['clients']} clients at once (p50 {load['p50_s']:.2f} s, p95 {load['p95_s']:.2f} s)")
     for q, style in ((load["p50_s"], "-"), (load["p95_s"], "--")):
         ax.axvline(q, color="#1d3557", linestyle=style, linewidth=1)
-    ax.set_xlabel("seconds from question to finished answer")
-    ax.set_ylabel("requests")
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"Load: {load['clients']} x {load['questions_each']} questions ({load['generator']} answers)")
-    ax.legend(fontsize=8)
-    save_png(fig, path)
+    finish_plot(fig, ax, path, xlabel="seconds from question to finished answer", ylabel="requests",
+                title=f"Load: {load['clients']} x {load['questions_each']} questions ({load['generator']} answers)")
 
 
 @report("reliability")

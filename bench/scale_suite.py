@@ -66,13 +66,15 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _one_at_a_time(index: faiss.Index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, float]:
-    """(ids, queries per second), each query searched alone on one thread."""
+    """(ids, queries per second), each query searched alone on one thread; then every core again."""
     faiss.omp_set_num_threads(1)
     ids = np.empty((len(queries), k), dtype=np.int64)
     start = time.perf_counter()
     for i in range(len(queries)):
         ids[i] = index.search(queries[i:i + 1], k)[1][0]
-    return ids, len(queries) / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building and the ground truth use every core
+    return ids, len(queries) / seconds
 
 
 def _build(make, vectors: np.ndarray, train: np.ndarray | None = None) -> tuple[faiss.Index, float]:
@@ -96,71 +98,75 @@ def measure_size(n: int, n_queries: int, seed: int = 0, kinds: tuple[str, ...] =
 def measure_vectors(base: np.ndarray, queries: np.ndarray, seed: int = 0,
                     kinds: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivf-pq")) -> dict:
     """Every index kind on ``base``, searched with ``queries``: build time, memory, recall/QPS per setting."""
-    threads = os.cpu_count() or 1  # building and the ground truth use every core; searches use one
-    n, n_queries = len(base), len(queries)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building and the ground truth use every core
     out: dict = {"kinds": {}}
-
-    start = time.perf_counter()
-    flat = faiss.IndexFlatIP(D)
-    flat.add(base)
-    flat_build = time.perf_counter() - start
-    faiss.omp_set_num_threads(threads)
-    truth = flat.search(queries, 10)[1]  # batched, all threads: the ground truth
-    exact_queries = queries[: max(10, min(n_queries, int(2e7 // n)))]  # exact search is slow at 1M: fewer
-    _, exact_qps = _one_at_a_time(flat, exact_queries)
-    out["kinds"]["flat"] = {"build_s": round(flat_build, 2), "memory_mb": round(n * D * 4 / 2**20, 1),
-                            "settings": [{"setting": "exact", "recall@10": 1.0, "qps": round(exact_qps, 1)}]}
-    del flat
-
-    nlist = ivf_lists(n)  # the retriever's own settings, so the figures describe what it builds
-    sample = base[np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False)]
+    out["kinds"]["flat"], truth, exact_qps = _measure_flat(base, queries)
+    nlist = ivf_lists(len(base))  # the retriever's own settings, so the figures describe what it builds
+    sample = base[np.random.default_rng(seed).choice(len(base), min(len(base), 64 * nlist), replace=False)]
     if "hnsw" in kinds:
-        def make_hnsw():
-            index = faiss.IndexHNSWFlat(D, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            return index
-
-        faiss.omp_set_num_threads(threads)
-        index, seconds = _build(make_hnsw, base)
-        rows = []
-        for ef in HNSW_EF:
-            index.hnsw.efSearch = ef
-            ids, qps = _one_at_a_time(index, queries)
-            rows.append({"setting": f"efSearch={ef}", "recall@10": round(_recall(ids, truth), 4), "qps": round(qps, 1)})
-        out["kinds"]["hnsw"] = {"build_s": round(seconds, 2), "settings": rows,
-                                "memory_mb": round(n * (D * 4 + HNSW_M * 2 * 4 * 1.05) / 2**20, 1)}
-        del index
+        out["kinds"]["hnsw"] = _measure_hnsw(base, queries, truth)
     for kind in ("ivf", "ivf-pq"):
-        if kind not in kinds:
-            continue
-        faiss.omp_set_num_threads(threads)
-        quantizer = faiss.IndexFlatIP(D)  # kept alive here: the IVF index points at it
-        if kind == "ivf":
-            index, seconds = _build(lambda q=quantizer: faiss.IndexIVFFlat(q, D, nlist, faiss.METRIC_INNER_PRODUCT),
-                                    base, sample)
-            per_vector = D * 4 + 8
-        else:
-            index, seconds = _build(lambda q=quantizer: faiss.IndexIVFPQ(q, D, nlist, 48, 8,
-                                                                         faiss.METRIC_INNER_PRODUCT), base, sample)
-            per_vector = 48 + 8
-        rows = []
-        for nprobe in IVF_PROBES:
-            if nprobe > nlist:
-                break
-            index.nprobe = nprobe
-            ids, qps = _one_at_a_time(index, queries)
-            rows.append({"setting": f"nprobe={nprobe}", "recall@10": round(_recall(ids, truth), 4),
-                         "qps": round(qps, 1)})
-        out["kinds"][kind] = {"build_s": round(seconds, 2), "nlist": nlist, "settings": rows,
-                              "memory_mb": round((n * per_vector + nlist * D * 4) / 2**20, 1)}
-        del index
-    faiss.omp_set_num_threads(threads)
-
+        if kind in kinds:
+            out["kinds"][kind] = _measure_ivf(kind, base, queries, truth, sample, nlist)
     for r in out["kinds"].values():
         good = [s for s in r["settings"] if s["recall@10"] >= TARGET_RECALL]
         best = max(good, key=lambda s: s["qps"]) if good else max(r["settings"], key=lambda s: s["recall@10"])
         r["best"] = {**best, "speedup_vs_exact": round(best["qps"] / exact_qps, 1), "meets_recall": bool(good)}
     return out
+
+
+def _measure_flat(base: np.ndarray, queries: np.ndarray) -> tuple[dict, np.ndarray, float]:
+    """Exact search: its row, the top-10 ground truth for every query, and its queries per second."""
+    n = len(base)
+    start = time.perf_counter()
+    flat = faiss.IndexFlatIP(D)
+    flat.add(base)
+    flat_build = time.perf_counter() - start
+    truth = flat.search(queries, 10)[1]  # batched, all threads: the ground truth
+    exact_queries = queries[: max(10, min(len(queries), int(2e7 // n)))]  # exact search is slow at 1M: fewer
+    _, exact_qps = _one_at_a_time(flat, exact_queries)
+    row = {"build_s": round(flat_build, 2), "memory_mb": round(n * D * 4 / 2**20, 1),
+           "settings": [{"setting": "exact", "recall@10": 1.0, "qps": round(exact_qps, 1)}]}
+    return row, truth, exact_qps
+
+
+def _measure_hnsw(base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
+    """HNSW with the retriever's M and efConstruction, searched at each efSearch."""
+    def make_hnsw():
+        index = faiss.IndexHNSWFlat(D, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return index
+
+    index, seconds = _build(make_hnsw, base)
+    rows = []
+    for ef in HNSW_EF:
+        index.hnsw.efSearch = ef
+        ids, qps = _one_at_a_time(index, queries)
+        rows.append({"setting": f"efSearch={ef}", "recall@10": round(_recall(ids, truth), 4), "qps": round(qps, 1)})
+    return {"build_s": round(seconds, 2), "settings": rows,
+            "memory_mb": round(len(base) * (D * 4 + HNSW_M * 2 * 4 * 1.05) / 2**20, 1)}
+
+
+def _measure_ivf(kind: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, sample: np.ndarray,
+                 nlist: int) -> dict:
+    """IVF-Flat or IVF-PQ (48 bytes a vector) trained on ``sample``, searched at each nprobe up to ``nlist``."""
+    quantizer = faiss.IndexFlatIP(D)  # kept alive here: the IVF index points at it
+    if kind == "ivf":
+        make = lambda q=quantizer: faiss.IndexIVFFlat(q, D, nlist, faiss.METRIC_INNER_PRODUCT)  # noqa: E731
+        per_vector = D * 4 + 8
+    else:
+        make = lambda q=quantizer: faiss.IndexIVFPQ(q, D, nlist, 48, 8, faiss.METRIC_INNER_PRODUCT)  # noqa: E731
+        per_vector = 48 + 8
+    index, seconds = _build(make, base, sample)
+    rows = []
+    for nprobe in IVF_PROBES:
+        if nprobe > nlist:
+            break
+        index.nprobe = nprobe
+        ids, qps = _one_at_a_time(index, queries)
+        rows.append({"setting": f"nprobe={nprobe}", "recall@10": round(_recall(ids, truth), 4), "qps": round(qps, 1)})
+    return {"build_s": round(seconds, 2), "nlist": nlist, "settings": rows,
+            "memory_mb": round((len(base) * per_vector + nlist * D * 4) / 2**20, 1)}
 
 
 # Installed libraries whose docstrings are real technical English close to the notes' subjects.

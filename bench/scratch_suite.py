@@ -51,18 +51,21 @@ def _reference_tokenizer():
 
 @suite("scratch")
 def bench_scratch(settings: Settings, quick: bool = False) -> dict:
-    import torch
-
-    from from_scratch.bpe_train import train_bpe, train_bpe_naive
-    from from_scratch.gpt import from_smollm2
-    from from_scratch.tokenizer import BPETokenizer
-    from rag.generators import ensure_smollm2
-
-    result: dict = {}
     texts = [n.body for n in load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)]
-    chars = sum(len(t) for t in texts)
+    result: dict = {"encode": _bench_encode(texts, quick), "train": _bench_train(texts, quick),
+                    "generate": _bench_generate(texts, quick), "mini_gpt": _mini_gpt(settings)}
+    copy = _copy_loss_curve(settings, result["mini_gpt"])
+    if copy is not None:
+        result["mini_gpt"]["loss_curve"] = copy.name
+        result["_files"] = [str(copy)]
+    return result
 
-    # --- encoding: ours (fresh cache each round) vs the Rust tokenizer
+
+def _bench_encode(texts: list[str], quick: bool) -> dict:
+    """Encoding the corpus: ours (a fresh chunk cache each round) vs the Rust tokenizer; ids must match."""
+    from from_scratch.tokenizer import BPETokenizer
+
+    chars = sum(len(t) for t in texts)
     ref = _reference_tokenizer()
     loaded = BPETokenizer.from_gguf()
     ours_ids = [loaded.encode(t, allowed_special="none") for t in texts]
@@ -74,10 +77,15 @@ def bench_scratch(settings: Settings, quick: bool = False) -> dict:
         ours_times.append(_best(lambda tok=fresh: [tok.encode(t, allowed_special="none") for t in texts], 1))
     ours_s = min(ours_times)
     ref_s = _best(lambda: [ref.encode(t, add_special_tokens=False) for t in texts], repeat)
-    result["encode"] = {"chars": chars, "ours_chars_per_s": chars / ours_s, "tokenizers_chars_per_s": chars / ref_s,
-                        "ratio": ref_s / ours_s, "identical_ids": ours_ids == ref_ids, "target": ">= 0.3x"}
+    return {"chars": chars, "ours_chars_per_s": chars / ours_s, "tokenizers_chars_per_s": chars / ref_s,
+            "ratio": ref_s / ours_s, "identical_ids": ours_ids == ref_ids, "target": ">= 0.3x"}
 
-    # --- training: incremental heap trainer vs naive recount, same merges
+
+def _bench_train(texts: list[str], quick: bool) -> dict:
+    """BPE training: the incremental heap trainer vs the naive recount; merges must match."""
+    from from_scratch.bpe_train import train_bpe, train_bpe_naive
+    from from_scratch.tokenizer import BPETokenizer
+
     vocab = 512 if quick else 4096
     counts = BPETokenizer().count_pretokens("\n".join(texts))
     start = time.perf_counter()
@@ -86,11 +94,18 @@ def bench_scratch(settings: Settings, quick: bool = False) -> dict:
     start = time.perf_counter()
     naive = train_bpe_naive(counts, vocab - 256)
     naive_s = time.perf_counter() - start
-    result["train"] = {"vocab_size": vocab, "fast_s": fast_s, "naive_s": naive_s, "ratio": naive_s / fast_s,
-                       "identical_merges": [m.pair for m in fast] == [m.pair for m in naive], "target": ">= 20x"}
+    return {"vocab_size": vocab, "fast_s": fast_s, "naive_s": naive_s, "ratio": naive_s / fast_s,
+            "identical_merges": [m.pair for m in fast] == [m.pair for m in naive], "target": ">= 20x"}
 
-    # --- generation: from_scratch GPT vs transformers, same prompt and weights, greedy
+
+def _bench_generate(texts: list[str], quick: bool) -> dict:
+    """Greedy generation: the from_scratch GPT vs transformers, same prompt and weights; tokens must match."""
+    import torch
     from transformers import AutoModelForCausalLM
+
+    from from_scratch.gpt import from_smollm2
+    from from_scratch.tokenizer import BPETokenizer
+    from rag.generators import ensure_smollm2
 
     torch.manual_seed(0)
     ours = from_smollm2().eval()
@@ -114,21 +129,22 @@ def bench_scratch(settings: Settings, quick: bool = False) -> dict:
     runs = 1 if quick else 2
     ours_t = statistics.median(_best(run_ours, 1) for _ in range(runs))
     hf_t = statistics.median(_best(run_hf, 1) for _ in range(runs))
-    result["generate"] = {"prompt_tokens": len(prompt), "new_tokens": new, "ours_tokens_per_s": new / ours_t,
-                          "transformers_tokens_per_s": new / hf_t, "ratio": hf_t / ours_t,
-                          "identical_greedy_tokens": ours_tokens == hf_tokens, "target": ">= 1.2x"}
+    return {"prompt_tokens": len(prompt), "new_tokens": new, "ours_tokens_per_s": new / ours_t,
+            "transformers_tokens_per_s": new / hf_t, "ratio": hf_t / ours_t,
+            "identical_greedy_tokens": ours_tokens == hf_tokens, "target": ">= 1.2x"}
 
-    result["mini_gpt"] = _mini_gpt(settings)
+
+def _copy_loss_curve(settings: Settings, mini_gpt: dict):
+    """Copy the training run's loss curve beside the report, when the run exists; its path, else None."""
+    import shutil
+
     curve = settings.home / "scratch" / "mini-gpt" / "loss_curve.png"
-    if "val_bpb" in result["mini_gpt"] and curve.is_file():  # the training run's loss curve, beside the report
-        import shutil
-
-        copy = settings.reports_dir / "bench_scratch_loss.png"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(curve, copy)
-        result["mini_gpt"]["loss_curve"] = copy.name
-        result["_files"] = [str(copy)]
-    return result
+    if "val_bpb" not in mini_gpt or not curve.is_file():
+        return None
+    copy = settings.reports_dir / "bench_scratch_loss.png"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(curve, copy)
+    return copy
 
 
 def _mini_gpt(settings: Settings) -> dict:

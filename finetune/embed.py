@@ -132,32 +132,88 @@ def evaluate_embedder(settings: Settings | None, model_path_or_None: str | Path 
 # --------------------------------------------------------------------------- training
 
 
-def train_embedder(settings: Settings | None = None, name: str = "notes", *, epochs: float = 1, batch_size: int = 32,
-                   learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0, overwrite: bool = False,
-                   train_file: Path | None = None, progress: bool = True) -> dict:
-    """Fine-tune MiniLM on the (question, gold chunk) pairs of ``train.jsonl`` and save it as
-    ``MATHRAG_HOME/embedders/<name>/``; returns the run card (also written as ``mathrag_run.json``)."""
-    import torch
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers import PrinterCallback
-
-    class _Trainer(SentenceTransformerTrainer):
-        def add_model_card_callback(self, default_args_dict: dict) -> None:
-            """No README model card is written (``mathrag_run.json`` is the record): nothing to collect for it."""
-
-    settings = settings or get_settings()
+def _embedder_target(settings: Settings, name: str, batch_size: int, overwrite: bool) -> Path:
+    """Where embedder ``name`` is saved; a bad name, a batch too small or an existing embedder -> ValueError."""
     if not NAME_RE.match(name or ""):
         raise ValueError(f"embedder name '{name}' must be 1-64 letters, digits, '.', '_' or '-'")
-    run = EmbedRun(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_steps=max_steps, seed=seed)
     if batch_size < 2:
         raise ValueError("in-batch negatives need a batch size of at least 2")
     target = embedders_dir(settings) / name
     if target.exists() and not overwrite:
         raise ValueError(f"an embedder named '{name}' exists ({target}); pass overwrite=True (--overwrite) to "
                          "replace it, or choose another name")
+    return target
+
+
+def _training_arguments(run: EmbedRun, output_dir: Path, pairs: int, progress: bool):
+    """The trainer's settings: the run's schedule, batches without duplicate pairs, no evaluation or checkpoints."""
+    import torch
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir), seed=run.seed, data_seed=run.seed, num_train_epochs=run.epochs,
+        max_steps=run.max_steps, per_device_train_batch_size=run.batch_size, learning_rate=run.learning_rate,
+        warmup_steps=run.warmup_ratio, lr_scheduler_type="linear", batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="no", save_strategy="no", logging_steps=max(1, pairs // run.batch_size // 4),
+        report_to="none", disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0)
+
+
+def _trainer(model, args, pairs: list[tuple[str, str]], progress: bool):
+    """A sentence-transformers trainer of ``model`` on the (anchor, positive) pairs with in-batch negatives."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from transformers import PrinterCallback
+
+    class _Trainer(SentenceTransformerTrainer):
+        def add_model_card_callback(self, default_args_dict: dict) -> None:
+            """No README model card is written (``mathrag_run.json`` is the record): nothing to collect for it."""
+
+    dataset = Dataset.from_dict({"anchor": [q for q, _ in pairs], "positive": [c for _, c in pairs]})
+    trainer = _Trainer(model=model, args=args, train_dataset=dataset,
+                       loss=MultipleNegativesRankingLoss(model, scale=SCALE))
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # it prints every log line when tqdm is off
+    return trainer
+
+
+def _save_model(model, folder: Path) -> None:
+    """Write the trained model into ``folder`` as sentence-transformers does, without the trainer's scratch files."""
+    shutil.rmtree(folder / "trainer", ignore_errors=True)
+    model.save(str(folder), create_model_card=False, safe_serialization=True)  # the run card is ours
+    if not (folder / "model.safetensors").is_file():
+        raise RuntimeError(f"{folder}: sentence-transformers wrote no model.safetensors")
+
+
+def _training_record(trainer, result, pairs: int, seconds: float) -> dict:
+    """The run card's account of the training: pairs, steps, seconds, the mean loss and every logged one."""
+    return {"pairs": pairs, "steps": trainer.state.global_step, "seconds": round(seconds, 2),
+            "train_loss": result.training_loss,
+            "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
+
+
+def _run_card(name: str, target: Path, base: Path, run: EmbedRun, train_file: Path, validation_file: Path,
+              training: dict, before: dict, after: dict) -> dict:
+    """The run card (``mathrag_run.json``): settings, data and its sha256, the training, and retrieval before/after."""
+    return {
+        "name": name, "path": str(target), "base_model": EMBEDDING_MODEL_ID, "base_path": str(base),
+        "config": asdict(run),
+        "data": {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
+                 "validation_file": str(validation_file), "validation_sha256": file_sha256(validation_file)},
+        **training, "before": before, "after": after, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def train_embedder(settings: Settings | None = None, name: str = "notes", *, epochs: float = 1, batch_size: int = 32,
+                   learning_rate: float = 2e-5, max_steps: int = -1, seed: int = 0, overwrite: bool = False,
+                   train_file: Path | None = None, progress: bool = True) -> dict:
+    """Fine-tune MiniLM on the (question, gold chunk) pairs of ``train.jsonl`` and save it as
+    ``MATHRAG_HOME/embedders/<name>/``; returns the run card (also written as ``mathrag_run.json``)."""
+    settings = settings or get_settings()
+    run = EmbedRun(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_steps=max_steps, seed=seed)
+    target = _embedder_target(settings, name, batch_size, overwrite)
 
     train_file = Path(train_file) if train_file else ensure_data(settings, progress) / "train.jsonl"
     validation_file = train_file.with_name("validation.jsonl")
@@ -172,37 +228,15 @@ def train_embedder(settings: Settings | None = None, name: str = "notes", *, epo
     before = _metrics(model, chunks, val_examples, str(validation_file))
 
     with staged_folder(target) as tmp:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(tmp / "trainer"), seed=seed, data_seed=seed, num_train_epochs=epochs,
-            max_steps=max_steps, per_device_train_batch_size=batch_size, learning_rate=learning_rate,
-            warmup_steps=run.warmup_ratio, lr_scheduler_type="linear", batch_sampler=BatchSamplers.NO_DUPLICATES,
-            eval_strategy="no", save_strategy="no", logging_steps=max(1, len(pairs) // batch_size // 4),
-            report_to="none", disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0)
-        dataset = Dataset.from_dict({"anchor": [q for q, _ in pairs], "positive": [c for _, c in pairs]})
-        trainer = _Trainer(model=model, args=args, train_dataset=dataset,
-                           loss=MultipleNegativesRankingLoss(model, scale=SCALE))
-        if not progress:
-            trainer.remove_callback(PrinterCallback)  # it prints every log line when tqdm is off
+        trainer = _trainer(model, _training_arguments(run, tmp / "trainer", len(pairs), progress), pairs, progress)
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
         model.eval()
         after = _metrics(model, chunks, val_examples, str(validation_file))
-        shutil.rmtree(tmp / "trainer", ignore_errors=True)
-        model.save(str(tmp), create_model_card=False, safe_serialization=True)  # the run card is ours
-        if not (tmp / "model.safetensors").is_file():
-            raise RuntimeError(f"{tmp}: sentence-transformers wrote no model.safetensors")
-        card = {
-            "name": name, "path": str(target), "base_model": EMBEDDING_MODEL_ID, "base_path": str(base),
-            "config": asdict(run),
-            "data": {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
-                     "validation_file": str(validation_file), "validation_sha256": file_sha256(validation_file)},
-            "pairs": len(pairs), "steps": trainer.state.global_step, "seconds": round(seconds, 2),
-            "train_loss": result.training_loss,
-            "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
-            "before": before, "after": after, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
+        _save_model(model, tmp)
+        training = _training_record(trainer, result, len(pairs), seconds)
+        card = _run_card(name, target, base, run, train_file, validation_file, training, before, after)
         (tmp / RUN_CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
     return card
 

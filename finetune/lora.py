@@ -26,7 +26,6 @@ The generator ``smollm2+lora:<name>`` answers with the adapter in ``mathrag ask`
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from finetune.data import Example, data_dir, ensure_data, load_examples
 from finetune.presets import LoraRun
+from finetune.throughput import lora_flops_per_token, peak_flops, step_timer, throughput_metrics
 from rag.artifacts import file_sha256, staged_folder, write_atomic
 from rag.models import GENERATOR_MODEL_ID
 from rag.settings import Settings, get_settings
@@ -83,69 +83,7 @@ def encode_all(tokenizer, examples: list[Example], run: LoraRun, limit: int = 0)
 
 
 
-# --------------------------------------------------------------------------- throughput
-
-
-def matmul_peak_flops(n: int = 1024, repeats: int = 8, device: str = "cpu", dtype=None) -> float:
-    """FLOP/s of a large matrix product on the device the run trains on, now: the reference for utilisation
-    (float32 on a CPU; the training dtype on a GPU, where a larger product is needed to fill the chip)."""
-    import torch
-
-    dtype = dtype or torch.float32
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    torch.mm(a, b)  # warm up
-    best = math.inf
-    for _ in range(repeats):
-        if device != "cpu":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        torch.mm(a, b)
-        if device != "cpu":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def flops_per_token(total_params: int, trainable_params: int, layers: int = 0, width: int = 0,
-                    seq_len: float = 0.0) -> float:
-    """Model FLOPs per trained token, counted as PaLM's MFU does but for LoRA:
-
-    - the weight matmuls: forward 2N, backward through the activations 2N (every layer passes the
-      gradient on), weight gradients 2N_lora for the trainable adapters only: ``4N + 2N_lora``;
-    - attention's sequence terms, q k^T and the weighted sum of v: forward 4 L T d per token, backward
-      twice that: ``12 L T d`` (L layers, T the sequence length, d the width of the queries).
-    """
-    return 4 * total_params + 2 * trainable_params + 12 * layers * seq_len * width
-
-
 # --------------------------------------------------------------------------- training
-
-
-def _step_timer():
-    """A Trainer callback that times the optimisation steps only, leaving out evaluation, checkpoint
-    writing, start-up and the first (warm-up) step, and counts the tokens those steps trained on."""
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.steps, self.seconds, self.tokens = 0, 0.0, 0
-            self._start, self._tokens_after_first = None, None
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self._start = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self._start is None:
-                return
-            if self._tokens_after_first is None:  # the warm-up step: remember where counting starts
-                self._tokens_after_first = state.num_input_tokens_seen
-            else:
-                self.steps += 1
-                self.seconds += time.perf_counter() - self._start
-                self.tokens = state.num_input_tokens_seen - self._tokens_after_first
-            self._start = None
-
-    return StepTimer()
 
 
 def _loss_curve(history: list[dict], path: Path, title: str) -> None:
@@ -180,49 +118,41 @@ def _oom_hint(run: LoraRun) -> str:
             "smaller --max-length")
 
 
-def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraRun | None = None, *,
-               preset_name: str = "custom", overwrite: bool = False, resume: bool = False,
-               train_file: Path | None = None, validation_file: Path | None = None, progress: bool = True,
-               callbacks: tuple = ()) -> dict:
-    """Train a LoRA adapter on the synthesised data and save it; returns the run card."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from rag.generators import ensure_smollm2
-
-    settings = settings or get_settings()
-    run = run or LoraRun()
-    check_name(name)
-    target = adapters_dir(settings) / name
-    checkpoints = runs_dir(settings) / name
+def _resume_policy(name: str, run: LoraRun, target: Path, checkpoints: Path, *, resume: bool,
+                   overwrite: bool) -> LoraRun:
+    """The settings to train with: the interrupted run's on ``resume``; an existing adapter needs ``overwrite``."""
     if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
         last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         if last is None:
             raise FinetuneError(f"nothing to resume for '{name}': no checkpoint under {checkpoints}")
         saved = json.loads((checkpoints / "run.json").read_text())
-        run = LoraRun(**saved["run"])  # the interrupted run's settings, so it ends where it would have
-    elif target.exists() or checkpoints.exists():
+        return LoraRun(**saved["run"])  # the interrupted run's settings, so it ends where it would have
+    if target.exists() or checkpoints.exists():
         if not overwrite:
             raise FinetuneError(f"an adapter named '{name}' exists ({target}); pass --overwrite to replace it, "
                                 "--resume to continue it, or choose another --name")
         shutil.rmtree(checkpoints, ignore_errors=True)
+    return run
 
+
+def _data_files(settings: Settings, train_file: Path | None, validation_file: Path | None,
+                progress: bool) -> tuple[Path, Path]:
+    """The training and validation files: the ones given, else the synthesised ones (made first if missing)."""
     if train_file is None or validation_file is None:
         ensure_data(settings, progress)
-    train_file = train_file or data_dir(settings) / "train.jsonl"
-    validation_file = validation_file or data_dir(settings) / "validation.jsonl"
-    train_examples, val_examples = load_examples(train_file), load_examples(validation_file)
+    return (train_file or data_dir(settings) / "train.jsonl",
+            validation_file or data_dir(settings) / "validation.jsonl")
 
-    base = ensure_smollm2(settings)
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    train_set, too_long = encode_all(tokenizer, train_examples, run, run.max_train_examples)
-    val_set, _ = encode_all(tokenizer, val_examples, run, run.eval_examples)
-    if not train_set:
-        raise FinetuneError(f"{train_file}: no example of styles {run.styles} fits in {run.max_length} tokens")
 
-    torch.manual_seed(run.seed)
+def _lora_model(base: Path, run: LoraRun) -> tuple[object, int, int]:
+    """(model, trainable parameters, all parameters): the base model with fresh LoRA adapters on the run's targets."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(run.seed)  # the adapters' initial A matrices are random
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=run.rank, lora_alpha=run.alpha, lora_dropout=run.dropout,
                                              target_modules=run.target_modules, task_type="CAUSAL_LM"))
@@ -230,32 +160,33 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
         model.enable_input_require_grads()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    return model, trainable, total
 
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    (checkpoints / "run.json").write_text(json.dumps({"run": asdict(run), "preset": preset_name}, indent=2))
-    args = TrainingArguments(
+
+def _training_arguments(run: LoraRun, checkpoints: Path, has_validation: bool, progress: bool):
+    """The Trainer's settings for the run: schedule, evaluation and checkpoints every N steps, device, logging."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(checkpoints), seed=run.seed, data_seed=run.seed,
         per_device_train_batch_size=run.batch_size, per_device_eval_batch_size=run.batch_size,
         gradient_accumulation_steps=run.grad_accum, learning_rate=run.learning_rate,
         num_train_epochs=run.epochs, max_steps=run.max_steps, warmup_steps=run.warmup_ratio,
         weight_decay=run.weight_decay, lr_scheduler_type="cosine",
         activation_checkpointing=run.gradient_checkpointing, bf16=run.bf16 and torch.cuda.is_available(),
-        eval_strategy="steps" if val_set else "no", eval_steps=run.eval_steps,
-        eval_on_start=bool(val_set), logging_steps=run.logging_steps,  # also on resume: same RNG use, same end
+        eval_strategy="steps" if has_validation else "no", eval_steps=run.eval_steps,
+        eval_on_start=has_validation, logging_steps=run.logging_steps,  # also on resume: same RNG use, same end
         save_strategy="steps", save_steps=run.save_steps, save_total_limit=2,
         train_sampling_strategy="group_by_length", include_num_input_tokens_seen="non_padding",
         report_to=[], disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, remove_unused_columns=False)
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
-                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-                      callbacks=[timer := _step_timer(), *callbacks])
-    on_gpu = torch.cuda.is_available()
 
-    def peak_now() -> float:
-        return matmul_peak_flops(8192 if on_gpu else 1024, device="cuda" if on_gpu else "cpu",
-                                 dtype=torch.bfloat16 if on_gpu and run.bf16 else torch.float32)
 
-    peak = peak_now()
+def _train(trainer, run: LoraRun, resume: bool) -> tuple[object, float]:
+    """(the Trainer's result, wall seconds): the training loop, with running out of memory as a FinetuneError."""
+    import torch
+
     start = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -265,39 +196,84 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
         if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
             raise FinetuneError(_oom_hint(run)) from None
         raise
-    seconds = time.perf_counter() - start
+    return result, time.perf_counter() - start
+
+
+def _loss_metrics(trainer, result, has_validation: bool) -> dict:
+    """The run card's losses: training, last logged, every validation one, and the final validation loss."""
     history = trainer.state.log_history
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     last_eval = next((h for h in reversed(history) if "eval_loss" in h), None)
     if last_eval is not None and last_eval.get("step") == trainer.state.global_step:
         final_eval = last_eval["eval_loss"]  # already evaluated at the last step
     else:
-        final_eval = trainer.evaluate()["eval_loss"] if val_set else None
-    tokens = trainer.state.num_input_tokens_seen
-    # Throughput over the timed steps (not eval or saving); a run of one step falls back to wall time.
-    tokens_per_s = timer.tokens / timer.seconds if timer.seconds > 0 else tokens / max(seconds, 1e-9)
-    peak = max(peak, peak_now())  # measured before and after: the higher one, so utilisation is not flattered
-    config = model.get_base_model().config
-    mean_len = sum(len(x["input_ids"]) for x in train_set) / len(train_set)
-    fpt = flops_per_token(total, trainable, config.num_hidden_layers, config.num_attention_heads * config.head_dim,
-                          mean_len)
-    card = {
-        "name": name, "base_model": GENERATOR_MODEL_ID, "preset": preset_name, "run": asdict(run),
-        "data": {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
-                 "validation_file": str(validation_file), "train_examples": len(train_set),
-                 "left_out_too_long": too_long, "validation_examples": len(val_set)},
-        "parameters": {"trainable": trainable, "total": total},
-        "metrics": {"steps": trainer.state.global_step, "seconds": seconds, "timed_steps": timer.steps,
-                    "step_seconds": timer.seconds, "train_loss": result.training_loss,
-                    "last_logged_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
-                    "eval_losses": evals, "base_eval_loss": evals[0] if evals else None,  # step 0, also when resumed
-                    "final_eval_loss": final_eval, "tokens": tokens,
-                    "tokens_per_s": tokens_per_s, "flops_per_token": fpt, "matmul_peak_gflops": peak / 1e9,
-                    "mfu": fpt * tokens_per_s / peak, "resumed": resume},
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+        final_eval = trainer.evaluate()["eval_loss"] if has_validation else None
+    return {"train_loss": result.training_loss,
+            "last_logged_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
+            "eval_losses": evals, "base_eval_loss": evals[0] if evals else None,  # step 0, also when resumed
+            "final_eval_loss": final_eval}
+
+
+def _run_card(name: str, preset_name: str, run: LoraRun, data: dict, parameters: dict, metrics: dict) -> dict:
+    """The run card (``run_card.json``): what was trained, from which base and data, and how it went."""
+    return {"name": name, "base_model": GENERATOR_MODEL_ID, "preset": preset_name, "run": asdict(run),
+            "data": data, "parameters": parameters, "metrics": metrics,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _data_record(train_file: Path, validation_file: Path, train_set: list[dict], val_set: list[dict],
+                 too_long: int) -> dict:
+    """The run card's data: the files, the training file's sha256, and how many examples were used or left out."""
+    return {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
+            "validation_file": str(validation_file), "train_examples": len(train_set),
+            "left_out_too_long": too_long, "validation_examples": len(val_set)}
+
+
+def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraRun | None = None, *,
+               preset_name: str = "custom", overwrite: bool = False, resume: bool = False,
+               train_file: Path | None = None, validation_file: Path | None = None, progress: bool = True,
+               callbacks: tuple = ()) -> dict:
+    """Train a LoRA adapter on the synthesised data and save it; returns the run card."""
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer
+
+    from rag.generators import ensure_smollm2
+
+    settings = settings or get_settings()
+    run = run or LoraRun()
+    check_name(name)
+    target = adapters_dir(settings) / name
+    checkpoints = runs_dir(settings) / name
+    run = _resume_policy(name, run, target, checkpoints, resume=resume, overwrite=overwrite)
+    train_file, validation_file = _data_files(settings, train_file, validation_file, progress)
+    train_examples, val_examples = load_examples(train_file), load_examples(validation_file)
+
+    base = ensure_smollm2(settings)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    train_set, too_long = encode_all(tokenizer, train_examples, run, run.max_train_examples)
+    val_set, _ = encode_all(tokenizer, val_examples, run, run.eval_examples)
+    if not train_set:
+        raise FinetuneError(f"{train_file}: no example of styles {run.styles} fits in {run.max_length} tokens")
+    model, trainable, total = _lora_model(base, run)
+
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    (checkpoints / "run.json").write_text(json.dumps({"run": asdict(run), "preset": preset_name}, indent=2))
+    args = _training_arguments(run, checkpoints, bool(val_set), progress)
+    timer = step_timer()
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+                      callbacks=[timer, *callbacks])
+
+    peak = peak_flops(run)
+    result, seconds = _train(trainer, run, resume)
+    losses = _loss_metrics(trainer, result, bool(val_set))  # may evaluate once more: before timing the peak again
+    throughput = throughput_metrics(trainer, timer, seconds, peak, run,
+                             lora_flops_per_token(model, train_set, total, trainable))
+    metrics = {"steps": trainer.state.global_step, "seconds": seconds, "timed_steps": timer.steps,
+               "step_seconds": timer.seconds, **losses, **throughput, "resumed": resume}
+    card = _run_card(name, preset_name, run, _data_record(train_file, validation_file, train_set, val_set, too_long),
+                     {"trainable": trainable, "total": total}, metrics)
     if trainer.is_world_process_zero():  # under torchrun / accelerate, one process writes the adapter
-        _save_adapter(model, card, history, target)
+        _save_adapter(model, card, trainer.state.log_history, target)
     return card
 
 

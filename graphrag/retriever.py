@@ -120,10 +120,13 @@ class GraphRetriever(Retriever):
             return Hits()
         qvec = self.embed_query(query)[0]  # (384,), normalized
         if mode == "graph-local":
-            return self._local(query, qvec, k)
-        if mode == "graph-global":
-            return self._global(qvec, k)
-        return self._hybrid(query, qvec, k)
+            hits = self._local(query, qvec, k)
+        elif mode == "graph-global":
+            hits = self._global(qvec, k)
+        else:
+            hits = self._hybrid(query, qvec, k)
+        hits.query_vector = qvec
+        return hits
 
     def find_concepts(self, query: str, qvec: np.ndarray | None = None) -> list[Seed]:
         """The concepts a question is about: named in it (score 1), or close to it in embedding space."""
@@ -280,7 +283,7 @@ class GraphRetriever(Retriever):
         depth = max(4 * k, 20)
         spread = self.spans_notes(query, self.find_concepts(query, qvec))
         local = self._local(query, qvec, depth, spread=spread)
-        vector = super().search(query, k=depth, mode="hybrid")
+        vector = super().search(query, k=depth, mode="hybrid", query_vector=qvec)
         fused = fuse_rrf([h.chunk_id for h in ranking] for ranking in (local, vector))
         by_id = {h.chunk_id: h for h in vector} | {h.chunk_id: h for h in local}  # graph hits keep their subgraph
         out = Hits()  # the vector side always has an answer

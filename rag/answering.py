@@ -481,21 +481,20 @@ def stream_answer(
     check_mode(options.mode, retriever.modes)
     gen = get_generator(options.generator)
 
-    hits, best = _retrieve(retriever, question, history, options.k, options.mode)
+    lib = library(retriever)
+    hits, best, qvec = _retrieve(retriever, lib, question, history, options.k, options.mode)
     result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=options.mode, notices=notices,
                     asks=classify(question))
-    lib = library(retriever)
     if not covers(retriever, question, best, lib.taught, lib.concepts_named):
         yield _refusal(result, hits, start)
         return
 
     shown, hits = hits, _withhold(hits, result.notices)
-    qvec = retriever.embed_query(question)[0]
     composed, read_next, hits = composed_answer(question, hits, lib, qvec, _chunk_similarity(retriever, lib))
     shown = shown + hits[len(shown):]  # chunks the composer added are cited too
     result.hits = shown
 
-    text = yield from _generate(gen, question, composed, hits, history, result, start, options)
+    text = yield from _generate(gen, question, qvec, composed, hits, history, result, start, options)
     if text is None:  # the model said the notes do not cover it
         yield _refusal(result, hits, start)
         return
@@ -508,14 +507,22 @@ def stream_answer(
     yield result
 
 
-def _retrieve(retriever: Retriever, question: str, history: list[dict] | None, k: int,
-              mode: str) -> tuple[list[Hit], float]:
-    """(hits, the best hit's cosine similarity with the question itself)."""
-    hits = retriever.search(retrieval_query(question, history), k=k, mode=mode)
+def _retrieve(retriever: Retriever, lib: Library, question: str, history: list[dict] | None, k: int,
+              mode: str) -> tuple[list[Hit], float, np.ndarray]:
+    """(hits, the best hit's cosine similarity with the question, the question's normalized embedding (384,)).
+
+    The question is embedded once per answer: by the search, when it searched the question alone with its
+    vector, else here; the composer and the extractive generator then reuse the vector.
+    """
+    query = retrieval_query(question, history)
+    hits = retriever.search(query, k=k, mode=mode)
+    qvec = hits.query_vector if query == question and hits.query_vector is not None else None
+    if qvec is None:
+        qvec = retriever.embed_query(question)[0]
     sims = [h.similarity for h in hits]
     if hits and any(s is None for s in sims):
-        sims = retriever.similarity(question, hits)
-    return hits, max(sims, default=0.0)
+        sims = _chunk_similarity(retriever, lib)([h.chunk_id for h in hits], qvec).tolist()
+    return hits, max(sims, default=0.0), qvec
 
 
 def _withhold(hits: list[Hit], notices: list[str]) -> list[Hit]:
@@ -543,13 +550,13 @@ def _chunk_similarity(retriever: Retriever, lib: Library):
     return chunk_sims
 
 
-def _generate(gen, question: str, composed: str, hits: list[Hit], history: list[dict] | None, result: Answer,
-              start: float, options: AskOptions):
+def _generate(gen, question: str, qvec: np.ndarray, composed: str, hits: list[Hit], history: list[dict] | None,
+              result: Answer, start: float, options: AskOptions):
     """The answer's text before the check (None when a model says the notes do not cover it). A model's
     answer is yielded as it grows; the composed and extractive ones come at once."""
     context = [ContextChunk(i, h.text) for i, h in enumerate(hits, start=1)]
     if gen.name in (DEFAULT_GENERATOR, ExtractiveGenerator.name):
-        text = composed if gen.name == DEFAULT_GENERATOR else ExtractiveGenerator().answer(question, context)
+        text = composed if gen.name == DEFAULT_GENERATOR else ExtractiveGenerator().answer(question, context, qvec)
         result.first_token_seconds = time.perf_counter() - start
         return text
     if gen.condensed_context:

@@ -34,10 +34,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rag.answering import DEFAULT_GENERATOR, Answer, answer
+from rag.answering import Answer, answer
 from rag.artifacts import write_atomic
 from rag.compose import ASKS, classify
 from rag.mathnorm import pattern_found
+from rag.options import DEFAULT_GENERATOR, AskOptions
 from rag.retriever import MODES, Retriever
 from rag.settings import Settings, get_settings
 from rag.support import CITATION_RE, split_sentences
@@ -169,15 +170,16 @@ def evaluate_retrieval(retriever: Retriever, questions: list[Question], modes=MO
 # --------------------------------------------------------------------------- answers
 
 
-def evaluate_answers(retriever: Retriever, questions: list[Question], generator: str = DEFAULT_GENERATOR,
-                     mode: str = "hybrid", k: int = 5, limit: int | None = None, progress: bool = True,
-                     shown: int = 20) -> dict:
-    """Answer quality for one generator: the gold statement, sentence support, a direct opening, refusals,
-    replacements and time; and ``shown`` answers in full, for a person to read."""
+def evaluate_answers(retriever: Retriever, questions: list[Question], options: AskOptions | None = None, *,
+                     limit: int | None = None, progress: bool = True, shown: int = 20, **choices) -> dict:
+    """Answer quality for one set of :class:`AskOptions` (or any of them as keywords: ``generator="extractive"``):
+    the gold statement, sentence support, a direct opening, refusals, replacements and time; and ``shown``
+    answers in full, for a person to read."""
+    options = (options or AskOptions()).but(**choices)
     answerable, outside = _answer_sample(questions, limit)
     tally = _AnswerTally()
-    for q in tqdm(answerable + outside, desc=f"answers ({generator})", disable=not progress, leave=False):
-        reply = answer(q.question, retriever=retriever, generator=generator, mode=mode, k=k)
+    for q in tqdm(answerable + outside, desc=f"answers ({options.generator})", disable=not progress, leave=False):
+        reply = answer(q.question, options=options, retriever=retriever)
         tally.add_reply(reply)
         if not q.answerable:
             tally.add_outside(q, reply)
@@ -186,7 +188,7 @@ def evaluate_answers(retriever: Retriever, questions: list[Question], generator:
         # Spread the examples over the whole set rather than showing its first questions.
         if len(tally.examples) < shown and answerable.index(q) % max(1, len(answerable) // shown) == 0:
             tally.examples.append(_example(q, reply))
-    return tally.summary(generator, mode, len(answerable), len(outside))
+    return {**tally.summary(options.generator, options.mode, len(answerable), len(outside)), "k": options.k}
 
 
 def _answer_sample(questions: list[Question], limit: int | None) -> tuple[list[Question], list[Question]]:
@@ -443,10 +445,12 @@ def plot_retrieval(summary: dict, path: Path) -> None:
 
 
 def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = (DEFAULT_GENERATOR,),
-             limit: int | None = None, modes=(*MODES, "hybrid+spread"), retriever=None, progress: bool = True,
-             dataset: Path = DATASET, multihop: Path | None = MULTIHOP) -> dict:
+             options: AskOptions | None = None, limit: int | None = None, modes=(*MODES, "hybrid+spread"),
+             retriever=None, progress: bool = True, dataset: Path = DATASET, multihop: Path | None = MULTIHOP) -> dict:
     """Retrieval for each of ``modes`` on the development and multi-hop sets, and answers for each generator
-    on the development set. ``retriever`` must serve every mode (default: ``rag.Retriever``)."""
+    on the development set, asked with ``options`` (k, answer mode, length, temperature). ``retriever`` must
+    serve every mode (default: ``rag.Retriever``)."""
+    options = options or AskOptions()
     settings = settings or get_settings()
     modes = tuple(modes)
     questions = load_questions(dataset)
@@ -458,7 +462,7 @@ def run_eval(settings: Settings | None = None, *, generators: tuple[str, ...] = 
         "answerable": sum(q.answerable for q in questions),
         "chunks": len(retriever.index),
         "retrieval": evaluate_retrieval(retriever, questions, modes, progress=progress),
-        "answers": [evaluate_answers(retriever, questions, generator=g, limit=limit, progress=progress)
+        "answers": [evaluate_answers(retriever, questions, options.but(generator=g), limit=limit, progress=progress)
                     for g in generators],
         "classifier": evaluate_classifier(questions),
     }

@@ -342,14 +342,16 @@ class ExtractiveGenerator:
     def __init__(self, max_sentences: int = 4):
         self.max_sentences = max_sentences
 
-    def answer(self, question: str, context: Sequence[ContextChunk]) -> str:
-        """The best few context sentences for ``question``, in reading order, each cited."""
+    def answer(self, question: str, context: Sequence[ContextChunk], query_vector: np.ndarray | None = None) -> str:
+        """The best few context sentences for ``question``, in reading order, each cited. ``query_vector``:
+        the question's normalized embedding, when the caller has it (else it is embedded here)."""
         candidates = [(c.number, s) for c in context for s in context_sentences(c.text)]
         if not question.strip() or not candidates:
             return NOT_COVERED
         model = load_embedder()
-        query = model.encode([question], normalize_embeddings=True, show_progress_bar=False)[0]
-        return self.compose(candidates, sentence_vectors(model, [s for _, s in candidates]) @ query)
+        if query_vector is None:
+            query_vector = model.encode([question], normalize_embeddings=True, show_progress_bar=False)[0]
+        return self.compose(candidates, sentence_vectors(model, [s for _, s in candidates]) @ query_vector)
 
     def compose(self, candidates: list[tuple[int, str]], scores: np.ndarray) -> str:
         """The answer from (chunk number, sentence) candidates and their similarity to the question."""

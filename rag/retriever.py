@@ -65,11 +65,14 @@ class Hit:
 
 
 class Hits(list):
-    """The ranked hits of one search; ``message`` says why there are none, when there is a reason to tell."""
+    """The ranked hits of one search; ``message`` says why there are none, when there is a reason to tell;
+    ``query_vector`` is the query's normalized embedding (384,) when the search made one, so that whoever
+    answers from the hits need not embed the question again."""
 
-    def __init__(self, hits: Iterable[Hit] = (), message: str = ""):
+    def __init__(self, hits: Iterable[Hit] = (), message: str = "", query_vector: np.ndarray | None = None):
         super().__init__(hits)
         self.message = message
+        self.query_vector = query_vector
 
 
 def fuse_rrf(rankings: Iterable[Iterable[K]]) -> dict[K, float]:
@@ -178,12 +181,13 @@ class Retriever:
 
     def search(
         self, query: str, k: int = 5, mode: str = "hybrid", *, mmr: bool = False, mmr_lambda: float = 0.7,
-        fetch_k: int | None = None, spread: bool = False,
+        fetch_k: int | None = None, spread: bool = False, query_vector: np.ndarray | None = None,
     ) -> Hits:
         """The ``k`` best chunks for ``query``. ``mode``: dense, bm25 or hybrid.
 
         mmr: diversify by content (maximal marginal relevance). spread: let notes take turns
-        (:func:`spread_over_notes`), for questions that need several notes.
+        (:func:`spread_over_notes`), for questions that need several notes. query_vector: the query's
+        normalized embedding (384,), when the caller has it already.
         """
         k, mode = check_k(k), check_mode(mode)
         query, _ = clean_question(query)
@@ -191,7 +195,10 @@ class Retriever:
         if not len(index):
             return Hits(message="the index is empty: there are no notes")
         fetch = max(fetch_k or 0, 4 * k, 20)
-        qvec = self.embed_query(query) if mode != "bm25" or mmr else None
+        if query_vector is not None:
+            qvec = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        else:
+            qvec = self.embed_query(query) if mode != "bm25" or mmr else None
 
         if mode == "dense":
             ranked = self._dense(index, qvec, fetch)
@@ -209,8 +216,8 @@ class Retriever:
                       spread_over_notes(ranked, k, score=lambda r: r[1], note=lambda r: index.chunks[r[0]].source)]
         ranked = ranked[:k]
         sims = index.vectors[[r for r, _ in ranked]] @ qvec[0] if qvec is not None and ranked else None
-        return Hits(Hit.from_chunk(index.chunks[row], score, None if sims is None else sims[j])
-                    for j, (row, score) in enumerate(ranked))
+        return Hits((Hit.from_chunk(index.chunks[row], score, None if sims is None else sims[j])
+                     for j, (row, score) in enumerate(ranked)), query_vector=None if qvec is None else qvec[0])
 
     @staticmethod
     def _mmr(index: SearchIndex, qvec: np.ndarray, ranked: list[tuple[int, float]], k: int,

@@ -1,4 +1,4 @@
-"""The shape of the codebase: packages import, imports point one way, no pickle, ruff clean."""
+"""The shape of the codebase: packages import, imports point one way, no pickle, ruff clean, short functions."""
 
 import ast
 import importlib
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_FUNCTION_LINES = 60  # a function that fits on a screen (docs/ARCHITECTURE.md, "Rules")
 PRODUCT = ["from_scratch", "rag", "graphrag", "finetune", "app"]
 MEASUREMENT = ["reliability", "bench"]
 PACKAGES = [*PRODUCT, *MEASUREMENT, "mathrag"]
@@ -103,3 +104,15 @@ def test_no_product_package_imports_the_measurement():
     for package in PRODUCT:
         for path in modules(package):
             assert not project_imports(path) & {*MEASUREMENT, "mathrag"}, path.relative_to(ROOT)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_function_fits_on_a_screen(package):
+    long = []
+    for path in modules(package):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, f"longer than {MAX_FUNCTION_LINES} lines: " + "; ".join(long)

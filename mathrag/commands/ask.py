@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from mathrag.commands.options import add_json, add_search
+from mathrag.commands.options import add_generation, add_json, add_search
 from mathrag.retrievers import load_retriever
 from rag.options import DEFAULT_GENERATOR, AskOptions
 
@@ -54,7 +54,6 @@ def register(sub) -> None:
     p.add_argument("--generator", default=DEFAULT_GENERATOR,
                    help="composed (default: the notes' own sentences, composed to answer), smollm2, "
                         "smollm2+lora:<adapter>, scratch, extractive, hf:<model dir>, openai:<base_url>#<model>")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="answer length limit in tokens (default 256)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy decoding (default)")
+    add_generation(p)
     add_json(p, "one object with answer, citations and hits")
     p.set_defaults(func=cmd_ask)

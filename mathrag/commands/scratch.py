@@ -5,7 +5,7 @@ text) to :func:`from_scratch.train.train`, which holds some notes out for valida
 BPE tokenizer and a small GPT, and writes checkpoints, ``metrics.json`` and ``loss_curve.png``
 to ``--out`` (default ``MATHRAG_HOME/scratch/mini-gpt``). ``mathrag scratch sample`` loads a
 checkpoint and writes a continuation of ``--prompt``. ``mathrag scratch attention TEXT --layer L``
-saves a heatmap per head of layer L (:mod:`rag.attention_maps`) for SmolLM2 run by the project's
+saves a heatmap per head of layer L (:mod:`app.attention_maps`) for SmolLM2 run by the project's
 own code, or for a trained checkpoint.
 
 torch is imported only when a subcommand runs, so ``mathrag --help`` stays fast.
@@ -45,7 +45,9 @@ def _passive_openmp() -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     _passive_openmp()
-    from from_scratch.train import TrainConfig, read_train_config, train
+    from from_scratch.checkpoint import read_train_config
+    from from_scratch.train import train
+    from from_scratch.train_config import TrainConfig
 
     settings = get_settings()
     out = Path(args.out) if args.out else default_checkpoint_dir()
@@ -79,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     _passive_openmp()
-    from from_scratch.train import load_checkpoint, sample
+    from from_scratch.checkpoint import load_checkpoint
+    from from_scratch.train import sample
 
     folder = Path(args.checkpoint) if args.checkpoint else default_checkpoint_dir()
     model, tokenizer, _ = load_checkpoint(folder)
@@ -91,7 +94,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_attention(args: argparse.Namespace) -> int:
     _passive_openmp()
-    from rag import attention_maps as am
+    from app import attention_maps as am
 
     source = args.checkpoint or am.SMOLLM2
     if args.checkpoint and not Path(args.checkpoint).is_dir():

@@ -16,23 +16,19 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from from_scratch.checkpoint import CheckpointError, load_checkpoint, read_train_config, save_checkpoint
 from from_scratch.train import (
-    EOT,
-    CheckpointError,
-    TrainConfig,
     bits_per_byte,
     build_model,
     evaluate_texts,
-    load_checkpoint,
     lr_at,
     make_optimizer,
-    read_train_config,
     sample,
-    save_checkpoint,
     split_documents,
     train,
     train_tokenizer,
 )
+from from_scratch.train_config import EOT, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MATHRAG = str(Path(sys.executable).with_name("mathrag"))

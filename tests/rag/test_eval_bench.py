@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.evaluation import DATASET, Question, evaluate_answers, evaluate_retrieval, load_questions, term_found
+from rag.options import AskOptions
 
 MATHRAG = str(Path(sys.executable).with_name("mathrag"))
 
@@ -42,9 +43,16 @@ def test_metrics_on_known_cases(small_retriever):
     # One question finds its note first, the other (deliberately wrong gold note) never does.
     assert r["recall@1"] == 0.5 and r["recall@10"] == 0.5 and r["mrr"] == 0.5
     assert [m["id"] for m in r["misses@5"]] == ["b"]
-    a = evaluate_answers(small_retriever, questions, generator="extractive", progress=False)
+    a = evaluate_answers(small_retriever, questions, AskOptions(k=3), generator="extractive", progress=False)
+    assert (a["generator"], a["mode"], a["k"]) == ("extractive", "hybrid", 3)
+    assert a["examples"] and all(len(e["citations"]) <= 3 for e in a["examples"])
     assert a["refusal_accuracy"] == 1.0 and a["false_refusal_rate"] == 0.0
     assert a["gold_note_cited"] == 0.5 and 0 < a["citation_precision"] <= 1
+
+
+def test_eval_checks_its_answer_options_first():
+    result = run("eval", "--k", "0")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith("k must be from 1 to 100, not 0")
 
 
 def test_eval_command_writes_its_reports():

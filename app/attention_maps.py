@@ -73,7 +73,7 @@ class AttentionMaps:
 
 @lru_cache(maxsize=4)
 def _checkpoint(folder: str):
-    from from_scratch.train import CheckpointError, load_checkpoint
+    from from_scratch.checkpoint import CheckpointError, load_checkpoint
 
     try:
         model, tokenizer, _ = load_checkpoint(folder)
@@ -92,7 +92,7 @@ def load_model(source: str = SMOLLM2):
         except GeneratorError as exc:
             raise AttentionError(str(exc)) from None
         return generator.model, generator.tokenizer, []
-    from from_scratch.train import EOT
+    from from_scratch.train_config import EOT
 
     model, tokenizer = _checkpoint(str(Path(source).expanduser().resolve()))
     return model, tokenizer, [tokenizer.special_tokens[EOT]]  # documents began with <|endoftext|> in training

@@ -1,4 +1,4 @@
-"""Attention heatmaps (rag/attention_maps.py, `mathrag scratch attention`): the weights drawn are the model's
+"""Attention heatmaps (app/attention_maps.py, `mathrag scratch attention`): the weights drawn are the model's
 causal attention rows, one PNG per head is written with a manifest, and bad input is a one-line error."""
 
 import json
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from from_scratch.train import TrainConfig, train
-from rag import attention_maps as am
+from app import attention_maps as am
+from from_scratch.train import train
+from from_scratch.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MATHRAG = str(Path(sys.executable).with_name("mathrag"))
