@@ -56,3 +56,23 @@ def free_port():
 def port() -> int:
     """A port nothing listens on yet."""
     return _unused_port()
+
+
+@pytest.fixture
+def embedded_texts(monkeypatch):
+    """embedded_texts(question) -> the list, growing as the real embedder runs, of every text it embeds
+    that contains ``question`` (the embedder is the real model, only counted)."""
+    from rag.models import load_embedder
+
+    def watch(question: str) -> list[str]:
+        model = load_embedder()
+        real_encode, seen = model.encode, []
+
+        def counting_encode(texts, *args, **kwargs):
+            seen.extend(t for t in ([texts] if isinstance(texts, str) else texts) if question in t)
+            return real_encode(texts, *args, **kwargs)
+
+        monkeypatch.setattr(model, "encode", counting_encode)
+        return seen
+
+    return watch

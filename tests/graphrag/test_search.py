@@ -82,18 +82,9 @@ def test_graph_hybrid_spreads_over_notes_only_when_the_question_spans_them(graph
 
 
 @pytest.mark.parametrize("mode", ["graph-hybrid", "graph-local", "graph-global"])
-def test_a_graph_answer_embeds_the_question_once(graph_retriever, monkeypatch, mode):
-    from rag.models import load_embedder
-
-    model = load_embedder()
+def test_a_graph_answer_embeds_the_question_once(graph_retriever, embedded_texts, mode):
     question = "Why divide attention scores by the square root of d_k?"
-    real_encode, asked = model.encode, []
-
-    def counting_encode(texts, *args, **kwargs):  # the real model, counted
-        asked.extend(t for t in ([texts] if isinstance(texts, str) else texts) if question in t)
-        return real_encode(texts, *args, **kwargs)
-
-    monkeypatch.setattr(model, "encode", counting_encode)
+    asked = embedded_texts(question)
     reply = answer(question, retriever=graph_retriever, mode=mode)
     assert reply.done and reply.covered and reply.citations
     assert asked == [question]

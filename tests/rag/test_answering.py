@@ -134,18 +134,9 @@ def test_an_uncited_grounded_answer_gets_a_citation(small_retriever):
 
 @pytest.mark.parametrize(("generator", "mode"), [("composed", "hybrid"), ("extractive", "hybrid"),
                                                  ("composed", "bm25"), ("extractive", "dense")])
-def test_one_answer_embeds_the_question_once(small_retriever, monkeypatch, generator, mode):
-    from rag.models import load_embedder
-
-    model = load_embedder()
+def test_one_answer_embeds_the_question_once(small_retriever, embedded_texts, generator, mode):
     question = "What is the derivative of tanh?"
-    real_encode, asked = model.encode, []
-
-    def counting_encode(texts, *args, **kwargs):  # the real model, counted
-        asked.extend(t for t in ([texts] if isinstance(texts, str) else texts) if question in t)
-        return real_encode(texts, *args, **kwargs)
-
-    monkeypatch.setattr(model, "encode", counting_encode)
+    asked = embedded_texts(question)
     reply = answer(question, retriever=small_retriever, generator=generator, mode=mode)
     assert reply.done and reply.covered and "\\tanh" in reply.text
     assert asked == [question]
