@@ -45,6 +45,10 @@ from rag.chunking import Chunk
 from rag.corpus import Note
 
 EDGE_TYPES = ("prerequisite_of", "links_to", "defines", "mentions", "related")
+# How strongly an edge of each type ties two concepts, times the edge's own weight (1 for these types; a
+# ``related`` edge brings its NPMI). One table for the communities (:func:`concept_graph`) and for how much
+# of a concept's score passes along the edge in graph search (``graphrag.retriever``).
+EDGE_WEIGHT = {"defines": 0.9, "prerequisite_of": 0.8, "links_to": 0.6, "related": 1.0}
 MIN_COOCCUR, MIN_NPMI = 2, 0.2
 GENERIC_SHARE = 0.04  # a term named in more than this share of chunks ("vector") is too generic to be a node
 _LINK = re.compile(r"\[[^\]]*\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
@@ -207,21 +211,26 @@ def prerequisite_cycles(g: nx.MultiDiGraph) -> list[list[str]]:
     return [sorted(c) for c in nx.simple_cycles(prerequisite_graph(g))]
 
 
+def edge_weight(kind: str, data: dict) -> float:
+    """The strength of one concept-to-concept edge: its type's :data:`EDGE_WEIGHT` times its own weight."""
+    return EDGE_WEIGHT[kind] * data["weight"]
+
+
 def concept_graph(g: nx.MultiDiGraph) -> nx.Graph:
     """Concepts only, undirected and weighted, for communities and PageRank.
 
-    Weight of a concept pair = sum over their edges: prerequisite_of 1.0, links_to 0.6, defines 1.0,
-    related NPMI; plus 0.1 per chunk of note A that mentions concept B (mentions projected onto notes).
+    Weight of a concept pair = sum over their edges of :func:`edge_weight` (defines 0.9, prerequisite_of 0.8,
+    links_to 0.6, related its NPMI); plus 0.1 per chunk of note A that mentions concept B (mentions projected
+    onto notes).
     """
     u_g = nx.Graph()
     u_g.add_nodes_from((n, d) for n, d in g.nodes(data=True) if d["kind"] != "chunk")
-    factor = {"prerequisite_of": 1.0, "links_to": 0.6, "defines": 1.0, "related": 1.0}
     for a, b, kind, data in g.edges(keys=True, data=True):
         if kind == "mentions":
             a = note_id(PurePosixPath(g.nodes[a]["source"]).stem)
             w = 0.1
         else:
-            w = factor[kind] * data["weight"]
+            w = edge_weight(kind, data)
         if a == b or a not in u_g or b not in u_g:
             continue
         prev = u_g.edges[a, b]["weight"] if u_g.has_edge(a, b) else 0.0

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from graphrag.build import edge_weight
 from graphrag.concepts import Concept, ConceptMatcher
 from graphrag.modes import ALIASES, GRAPH_MODES
 from graphrag.store import GraphData, ensure_graph
@@ -46,7 +47,6 @@ from rag.retriever import Hit, Hits, Retriever, fuse_rrf, spread_over_notes
 from rag.settings import Settings
 from rag.text import clean_question
 
-EDGE_WEIGHT = {"defines": 0.9, "prerequisite_of": 0.8, "links_to": 0.6}
 DECAY, MAX_HOPS = 0.6, 2
 SEED_MIN_SIMILARITY, SEEDS_BY_EMBEDDING = 0.45, 3
 GRAPH_WEIGHT = 0.15
@@ -147,10 +147,10 @@ class GraphRetriever(Retriever):
         g = self.data.graph
         for _, v, key, d in g.out_edges(node, keys=True, data=True):
             if key != "mentions":
-                yield v, key, EDGE_WEIGHT.get(key, d["weight"]), (node, v, key)
+                yield v, key, edge_weight(key, d), (node, v, key)
         for u, _, key, d in g.in_edges(node, keys=True, data=True):
             if key != "mentions" and g.nodes[u]["kind"] != "chunk":
-                yield u, key, EDGE_WEIGHT.get(key, d["weight"]), (u, node, key)
+                yield u, key, edge_weight(key, d), (u, node, key)
 
     def spread(self, seeds: list[Seed]) -> dict[str, tuple[float, list[tuple[str, str, str]]]]:
         """Concept -> (best score, the edges of its best path from a seed), up to MAX_HOPS hops."""

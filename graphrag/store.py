@@ -41,7 +41,7 @@ from rag.corpus import load_corpus
 from rag.index import SearchIndex, embed
 from rag.settings import Settings, get_settings
 
-FORMAT = 1
+FORMAT = 2  # 2: communities weigh edges by graphrag.build.EDGE_WEIGHT (a graph of format 1 is rebuilt)
 FILES = ("graph.json", "graph.graphml", "communities.json", "vectors.json", "concept_vectors.npy",
          "report_vectors.npy")
 

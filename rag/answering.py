@@ -603,10 +603,10 @@ def _verify(text: str, generator: str, composed: str, hits: list[Hit], lib: Libr
     return checked
 
 
-def answer(question: str, **kwargs) -> Answer:
+def answer(question: str, options: AskOptions | None = None, **kwargs) -> Answer:
     """The final cited answer to ``question`` (see :func:`stream_answer` for the arguments)."""
     final = None
-    for final in stream_answer(question, **kwargs):  # noqa: B007 - we want the last one
+    for final in stream_answer(question, options, **kwargs):  # noqa: B007 - we want the last one
         pass
     assert final is not None
     return final

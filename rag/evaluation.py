@@ -179,7 +179,7 @@ def evaluate_answers(retriever: Retriever, questions: list[Question], options: A
     answerable, outside = _answer_sample(questions, limit)
     tally = _AnswerTally()
     for q in tqdm(answerable + outside, desc=f"answers ({options.generator})", disable=not progress, leave=False):
-        reply = answer(q.question, options=options, retriever=retriever)
+        reply = answer(q.question, options, retriever=retriever)
         tally.add_reply(reply)
         if not q.answerable:
             tally.add_outside(q, reply)
