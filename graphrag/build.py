@@ -219,9 +219,8 @@ def edge_weight(kind: str, data: dict) -> float:
 def concept_graph(g: nx.MultiDiGraph) -> nx.Graph:
     """Concepts only, undirected and weighted, for communities and PageRank.
 
-    Weight of a concept pair = sum over their edges of :func:`edge_weight` (defines 0.9, prerequisite_of 0.8,
-    links_to 0.6, related its NPMI); plus 0.1 per chunk of note A that mentions concept B (mentions projected
-    onto notes).
+    Weight of a concept pair = sum over their edges of :func:`edge_weight`; plus 0.1 per chunk of note A
+    that mentions concept B (mentions projected onto notes).
     """
     u_g = nx.Graph()
     u_g.add_nodes_from((n, d) for n, d in g.nodes(data=True) if d["kind"] != "chunk")
