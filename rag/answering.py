@@ -11,7 +11,10 @@
    apply to short questions only (``NAMING_TERMS``), since a long one
    describes a problem in the learner's own words. A word the notes never
    use in front of a term they teach names a technique of its own
-   ("speculative decoding") and is declined too. Then nothing is
+   ("speculative decoding") and is declined too, as is a hyphenated name no
+   note writes ("the *p-value* of a t-test", "the *E-step*") and a word the
+   notes never teach in front of a head noun that names a technique ("a
+   *diffusion* model", "the *Viterbi* algorithm"). Then nothing is
    improvised: the answer says so and names the nearest notes.
 3. Otherwise compose the answer from the notes' structure (``rag.compose``): a
    direct first sentence, the key formula when one is asked for, at most three
@@ -224,8 +227,7 @@ def grounding(text: str, question: str, hits: list[Hit]) -> float:
     return sum(w in known for w in words) / len(words)
 
 
-def covers(retriever: Retriever, question: str, best_similarity: float, taught: frozenset[str] = frozenset(),
-           named: frozenset[str] = frozenset()) -> bool:
+def covers(retriever: Retriever, question: str, best_similarity: float, lib: Library | None = None) -> bool:
     """Whether the notes plausibly answer the question (see the module docstring)."""
     if best_similarity < MIN_SIMILARITY:
         return False
@@ -236,14 +238,55 @@ def covers(retriever: Retriever, question: str, best_similarity: float, taught: 
         return True  # a long question describes its problem; an unfamiliar word in it is the learner's own
     if terms and len(unknown) / len(terms) >= UNKNOWN_SHARE and rare_words(question, set(unknown)):
         return False
-    if not taught:
+    if lib is None:
         return True
+    if unknown_compound(question, lib.compounds) or untaught_technique(question, lib.taught):
+        return False
     # A name the notes mention but never teach ("What is a Kalman filter?", "... a GAN ..."): a capitalised
     # word or an acronym of the question, or a word that is not common English, outside the taught vocabulary.
-    untaught = {t for t in terms if t not in taught}
-    if unknown_modifier(question, set(unknown), named):
+    untaught = {t for t in terms if t not in lib.taught}
+    if unknown_modifier(question, set(unknown), lib.concepts_named):
         return False
-    return not (any(t not in taught for t in named_terms(question)) or rare_words(question, untaught))
+    return not (any(t not in lib.taught for t in named_terms(question)) or rare_words(question, untaught))
+
+
+# A hyphenated name: a one-letter part ("t-test", "p-value", "E-step", "Q-learning") or capitalised parts
+# ("Metropolis-Hastings"); a learner's own hyphenation ("look-up-the-closest-examples") is neither.
+_HYPHENATED = re.compile(r"(?<![\w\-–])[A-Za-z0-9]+(?:[\-–][A-Za-z0-9]+)+(?![\w\-–])")  # hyphen or en dash
+
+
+def unknown_compound(question: str, compounds: frozenset[str]) -> str | None:
+    """A hyphenated name of the question that no note ever writes: a technique of its own ("the *p-value* of a
+    t-test", "the *E-step* of EM")."""
+    for word in _HYPHENATED.findall(question.replace("–", "-")):
+        parts = word.split("-")
+        named = any(len(p) == 1 and p.isalpha() for p in parts) or all(p[:1].isupper() for p in parts)
+        if named and word.lower() not in compounds:
+            return word
+    return None
+
+
+# Head nouns that turn the word before them into the name of a technique: "*diffusion* model", "*Viterbi*
+# algorithm", "*Fourier* transform".
+TECHNIQUE_HEADS = frozenset({"model", "network", "algorithm", "method", "filter", "transform", "equation",
+                             "theorem", "test", "trick", "layer", "process", "machine", "autoencoder"})
+
+
+def untaught_technique(question: str, taught: frozenset[str]) -> str | None:
+    """A word the notes never teach in front of a head noun that names a technique ("a *diffusion* model",
+    where the notes mention diffusion models in passing and teach none): the technique is not taught here."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from rag.index import stemmer
+
+    stem = stemmer()
+    words = re.findall(r"[A-Za-z][A-Za-z']*", question)
+    for first, head in zip(words, words[1:], strict=False):
+        head = re.sub(r"'s$", "", head.lower())
+        if ((head in TECHNIQUE_HEADS or head[:-1] in TECHNIQUE_HEADS) and first.lower() not in ENGLISH_STOP_WORDS
+                and content_words(first) and stem.stemWord(re.sub(r"'s$", "", first.lower())) not in taught):
+            return first
+    return None
 
 
 def unknown_modifier(question: str, unknown: set[str], named: frozenset[str]) -> str | None:
@@ -313,6 +356,7 @@ class Library:
     concepts: ConceptTable
     taught: frozenset[str] = frozenset()
     concepts_named: frozenset[str] = frozenset()  # terms of titles and aliases
+    compounds: frozenset[str] = frozenset()  # the hyphenated words the notes write ("top-k"), lower-cased
     rows: dict[str, int] | None = None  # chunk id -> row of the index's vectors
 
 
@@ -355,8 +399,9 @@ def library(retriever: Retriever) -> Library:
         return cached[1]
     corpus_dir = retriever.settings.corpus_dir
     notes = load_corpus(corpus_dir, root=corpus_dir.parent)
+    compounds = frozenset(w.lower().replace("–", "-") for n in notes for w in _HYPHENATED.findall(n.body))
     lib = Library(NoteBook.build(notes, index.chunks), ConceptTable(concepts_from_notes(notes)), taught_terms(notes),
-                  concept_terms(notes))
+                  concept_terms(notes), compounds)
     _LIBRARIES.clear()
     _LIBRARIES[id(index)] = (index, lib)
     return lib
@@ -485,7 +530,7 @@ def stream_answer(
     hits, best, qvec = _retrieve(retriever, lib, question, history, options.k, options.mode)
     result = Answer(question=question, text="", hits=hits, generator=gen.name, mode=options.mode, notices=notices,
                     asks=classify(question))
-    if not covers(retriever, question, best, lib.taught, lib.concepts_named):
+    if not covers(retriever, question, best, lib):
         yield _refusal(result, hits, start)
         return
 

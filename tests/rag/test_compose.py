@@ -142,6 +142,17 @@ def test_an_untaught_kind_of_a_taught_thing_is_declined(full_retriever):
     assert reply.covered and reply.support["supported"] == reply.support["checked"] >= 1
 
 
+@pytest.mark.parametrize("question, covered", [
+    ("How do I compute the p-value of a two-sample t-test?", False),  # a hyphenated name no note writes
+    ("How does a diffusion model generate images?", False),  # mentioned in passing, never taught
+    ("What does the Gram-Schmidt process produce and how does it work?", True),  # the notes write Gram–Schmidt
+    ("How does the Adam optimizer use its first moment?", True),
+])
+def test_names_of_techniques_the_notes_do_not_teach_are_declined(full_retriever, question, covered):
+    reply = answer(question, retriever=full_retriever)
+    assert reply.covered is covered, reply.text
+
+
 def test_an_unknown_word_before_a_plain_word_is_the_learners_own(retriever):
     # "my" and "downhill" occur nowhere in this small corpus; neither names a kind of a concept it teaches.
     reply = answer("On a contour plot of my loss, why do the downhill arrows cross the contour lines?",
