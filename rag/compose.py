@@ -522,10 +522,12 @@ def _argument(pool: list[Sentence], order: list[int], scores: list[float], sourc
     definition or an intuition that gives no reason: they say what, not why) with its neighbours in the
     same passage that it depends on or that conclude from it ("... Then $BA = 0$ and the adapted model
     computes exactly what the base model computes.")."""
-    best = next((pool[i] for i in order if pool[i].chunk.source == source and not pool[i].bare and not (
-        pool[i].section in (IN_SHORT, "Intuition") and not (_REASON.search(pool[i].text) or _SO.search(
-            pool[i].text)))), None)
-    if best is None or scores[pool.index(best)] < scores[order[0]] - ARGUMENT_MARGIN:
+    best = next((pool[i] for i in order if pool[i].chunk.source == source and not pool[i].bare
+                 and pool[i].section != IN_SHORT and not (pool[i].section == "Intuition" and not (
+                     _REASON.search(pool[i].text) or _SO.search(pool[i].text)))), None)
+    top = next((scores[i] for i in order if pool[i].section != IN_SHORT or pool[i].chunk.source != source),
+               scores[order[0]])  # the note's own definitions say what, not why: the margin is to the rest
+    if best is None or scores[pool.index(best)] < top - ARGUMENT_MARGIN:
         return None
     own, at = book.sentences(best.chunk.source), book.position(best)
     if at is None:

@@ -79,7 +79,10 @@ def load_questions(path: Path = DATASET) -> list[Question]:
 
 
 def gold_found(q: Question, text: str) -> bool:
-    """The answer states the gold fact (one of ``gold``) and none of the typical confusions (``must_not``)."""
+    """The answer states the gold fact (one of ``gold``) and none of the typical confusions (``must_not``).
+    The "Read next" link is not the answer: a heading it names ("Steepest ascent via Cauchy-Schwarz") does
+    not count as stating the fact."""
+    text = text.split("\n\nRead next:")[0]
     return any(pattern_found(p, text) for p in q.gold) and not any(pattern_found(p, text) for p in q.must_not)
 
 
