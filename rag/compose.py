@@ -366,6 +366,10 @@ NOTE_PRIOR = (0.15, 0.08, 0.0)  # bonus for sentences of the first, second and t
 EXTRA_MARGIN = 0.25  # an extra sentence scores at most this far below the best
 
 
+# A why question about a failure: "why does it *not* work", "why *can't* I", "why *shouldn't* I".
+WHY_NOT = re.compile(r"\b(?:not|never|cannot|fails?)\b|n't\b", re.I)
+
+
 def score_sentences(question: str, asks: str, hit_sources: list[str], book: NoteBook, qvec: np.ndarray,
                     encode, chunk_similarity=None):
     """(named source, concept, sources, pool, scores): the candidate sentences of the (at most three) notes
@@ -379,7 +383,9 @@ def score_sentences(question: str, asks: str, hit_sources: list[str], book: Note
     ask = _Asked(asks, list(dict.fromkeys(hit_sources)), asked,
                  {src: trouble_words(question, asks, asked[src], book) for src in sources},
                  named_source, concept, bool(_DERIVATIVE_ASKED.search(question)))
-    pool = [s for src in sources for s in book.sentences(src) if _allowed(s, asks, ask.trouble[src])]
+    why_not = asks == "why" and bool(WHY_NOT.search(question))  # "Why does the CLT *not* apply to ...?"
+    pool = [s for src in sources for s in book.sentences(src) if _allowed(s, asks, ask.trouble[src])
+            or (why_not and s.section == "Pitfalls and failure modes" and _allowed(s, "failure"))]
     if not pool:
         return None
     sims = encode([s.text for s in pool]) @ qvec

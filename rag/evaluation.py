@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from rag.answering import Answer, answer
 from rag.artifacts import write_atomic
-from rag.compose import ASKS, classify
+from rag.compose import ASKS, WHY_NOT, classify
 from rag.mathnorm import pattern_found
 from rag.options import DEFAULT_GENERATOR, AskOptions
 from rag.retriever import MODES, Retriever
@@ -107,7 +107,8 @@ def opens_directly(reply: Answer, asks: str) -> bool:
         return False
     if section == "Worked example" and asks != "example":
         return False
-    return not (section == "Pitfalls and failure modes" and asks != "failure")
+    why_not = asks == "why" and bool(WHY_NOT.search(reply.question))  # "Why does the CLT not apply to ...?"
+    return not (section == "Pitfalls and failure modes" and asks != "failure" and not why_not)
 
 
 def term_found(term: str, text: str) -> bool:
