@@ -116,6 +116,9 @@ _DERIVATIVE_MATH = re.compile(r"\$[^$]*(?:'\s*\(|\\frac\{\s*(?:d|\\partial)|\\pa
 # that describes the concept.
 _REASON = re.compile(r"\b(?:because|since|so that|which is why|that is why|the reason|therefore|hence|"
                      r"cancels?|otherwise|as a result|this is why)\b", re.I)
+# A definition that says why ("... because averages started from zero ...") may be the argument; one that
+# only draws a consequence (", so only r(d_in + d_out) parameters train") says what, not why.
+_BECAUSE = re.compile(r"\b(?:because|since|so that|which is why|that is why|the reason)\b", re.I)
 _SO = re.compile(r",\s+so\b")  # "... neither step can increase $J$, so it stops": a reason too, but a weak sign
 WHY_REASON_BONUS = 0.08
 TROUBLE_BONUS = 0.15
@@ -519,6 +522,7 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
 ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence
 ARGUMENT_LIST = 3  # the items of a list the argument's sentence announces, at most
 ANNOUNCE_WORDS = 8  # a sentence this short, followed by a list, only announces it
+PREMISES = 2  # the sentences before the best one that may open its subsection's argument
 ARGUMENT_SPAN = 5  # an argument shown in full spans at most this many sentences of one passage
 
 
@@ -529,7 +533,8 @@ def _argument(pool: list[Sentence], order: list[int], scores: list[float], sourc
     same passage that it depends on or that conclude from it ("... Then $BA = 0$ and the adapted model
     computes exactly what the base model computes.")."""
     best = next((pool[i] for i in order if pool[i].chunk.source == source and not pool[i].bare
-                 and pool[i].section != IN_SHORT and not (pool[i].section == "Intuition" and not (
+                 and not (pool[i].section == IN_SHORT and not _BECAUSE.search(pool[i].text))
+                 and not (pool[i].section == "Intuition" and not (
                      _REASON.search(pool[i].text) or _SO.search(pool[i].text)))), None)
     top = next((scores[i] for i in order if pool[i].section != IN_SHORT or pool[i].chunk.source != source),
                scores[order[0]])  # the note's own definitions say what, not why: the margin is to the rest
@@ -543,6 +548,13 @@ def _argument(pool: list[Sentence], order: list[int], scores: list[float], sourc
     while _DEPENDENT_START.match(own[k].text) and k > 0 and own[k - 1].chunk is best.chunk and len(window) < 3:
         k -= 1
         window.insert(0, own[k])
+    first = at - len(window) + 1  # a short subsection is one argument: from its opening ("The Cauchy-Schwarz
+    opening = first  # inequality says ...") to the best sentence ("..., the upper bound is reached at ...")
+    while (best.subsection and opening > 0 and first - opening < PREMISES and _same_passage(own[opening - 1], best)
+           and not own[opening - 1].bare):
+        opening -= 1
+    if opening < first and (opening == 0 or not _same_passage(own[opening - 1], best)):
+        window = [*own[opening:first], *window]
     if at + 1 < len(own) and own[at + 1].chunk is best.chunk and _CONCLUDES.match(own[at + 1].text):
         window.append(own[at + 1])
     window = [s for s in window if _allowed(s, asks) or s is best]

@@ -182,3 +182,23 @@ def test_a_sentence_that_announces_a_list_of_reasons_comes_with_the_list(full_re
     for item in ("1. **Adam's early steps", "2. **Stability needs", "3. **Post-LN transformers**"):
         assert item in reply.text, reply.text
     assert reply.support["supported"] == reply.support["checked"]
+
+
+def test_a_why_answer_opens_its_subsections_argument_from_the_premise(full_retriever):
+    reply = answer("Why does the gradient point in the direction of steepest ascent?", retriever=full_retriever)
+    body = reply.text.split("Read next:")[0]
+    assert body.startswith("The **Cauchy-Schwarz inequality** says"), body  # the premise, then its use
+    assert body.find("the upper bound is reached") < body.find("direction of steepest ascent**")
+
+
+def test_a_definition_leads_a_why_answer_only_when_it_gives_the_reason(full_retriever):
+    reply = answer("Why does Adam need bias correction?", retriever=full_retriever)  # "... because ..."
+    assert reply.text.startswith("Bias correction in Adam divides"), reply.text
+    reply = answer("Why is the B matrix in LoRA initialised to zero?", retriever=full_retriever)
+    assert not reply.text.startswith("LoRA fine-tunes a frozen weight matrix"), reply.text  # ", so ..." is what
+
+
+def test_a_why_not_question_is_answered_by_the_pitfall_it_asks_about(full_retriever):
+    reply = answer("Why does the central limit theorem not apply to averages of Cauchy random variables?",
+                   retriever=full_retriever)
+    assert reply.text.startswith("- **Infinite variance breaks it.**"), reply.text
