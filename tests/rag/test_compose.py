@@ -164,7 +164,9 @@ def test_a_why_answer_gives_the_argument_in_the_order_of_its_steps(full_retrieve
     reply = answer("Why does the uniform distribution have the maximum entropy?", retriever=full_retriever)
     steps = [reply.text.find(s) for s in ("Jensen's inequality", "Equality in Jensen", "So the **uniform")]
     assert 0 <= steps[0] < steps[1] < steps[2], reply.text  # premise, condition for equality, conclusion
-    assert reply.text.startswith("The logarithm is concave")
+    # ... opened, as its subsection opens, by the setup the concavity step applies to
+    assert reply.text.startswith("Restrict the sum to outcomes with $p_i > 0$"), reply.text
+    assert reply.text.find("Restrict the sum") < reply.text.find("The logarithm is concave") < steps[0]
 
 
 def test_a_why_answer_comes_from_the_notes_subsection_on_what_is_asked(full_retriever):
