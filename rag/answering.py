@@ -62,7 +62,7 @@ from rag.models import load_embedder
 from rag.options import DEFAULT_GENERATOR, AskOptions, check_mode
 from rag.retriever import Hit, Retriever
 from rag.settings import get_settings
-from rag.support import REPLACE_SIMILARITY, ConceptTable, Support, concepts_from_notes, enforce
+from rag.support import REPLACE_SIMILARITY, ConceptTable, Support, concepts_from_notes, enforce, join_sentences
 from rag.support import content_words as content_words  # re-exported: the fine-tuning evaluation reads it
 from rag.text import clean_question, withhold_instructions
 
@@ -81,6 +81,7 @@ ATTRIBUTION_SIMILARITY = 0.55
 # Share of an answer's content words that must occur in the question or context.
 MIN_GROUNDING = 0.65
 MIN_CONTENT_WORDS = 4
+READ_NEXT = "Read next:"  # opens the line that links the section to read next (a link, not the answer)
 CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 SYSTEM_PROMPT = (
     "You are a patient math tutor. Answer the question using only the numbered notes. "
@@ -252,13 +253,18 @@ def covers(retriever: Retriever, question: str, best_similarity: float, lib: Lib
 
 # A hyphenated name: a one-letter part ("t-test", "p-value", "E-step", "Q-learning") or capitalised parts
 # ("Metropolis-Hastings"); a learner's own hyphenation ("look-up-the-closest-examples") is neither.
-_HYPHENATED = re.compile(r"(?<![\w\-–])[A-Za-z0-9]+(?:[\-–][A-Za-z0-9]+)+(?![\w\-–])")  # hyphen or en dash
+_HYPHENATED = re.compile(r"(?<![\w-])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+(?![\w-])")
+
+
+def hyphenated(text: str) -> list[str]:
+    """The hyphenated words of a text, an en dash read as a hyphen ("Gram–Schmidt" -> "Gram-Schmidt")."""
+    return _HYPHENATED.findall(text.replace("–", "-"))
 
 
 def unknown_compound(question: str, compounds: frozenset[str]) -> str | None:
     """A hyphenated name of the question that no note ever writes: a technique of its own ("the *p-value* of a
     t-test", "the *E-step* of EM")."""
-    for word in _HYPHENATED.findall(question.replace("–", "-")):
+    for word in hyphenated(question):
         parts = word.split("-")
         named = any(len(p) == 1 and p.isalpha() for p in parts) or all(p[:1].isupper() for p in parts)
         if named and word.lower() not in compounds:
@@ -275,16 +281,10 @@ TECHNIQUE_HEADS = frozenset({"model", "network", "algorithm", "method", "filter"
 def untaught_technique(question: str, taught: frozenset[str]) -> str | None:
     """A word the notes never teach in front of a head noun that names a technique ("a *diffusion* model",
     where the notes mention diffusion models in passing and teach none): the technique is not taught here."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    from rag.index import stemmer
-
-    stem = stemmer()
-    words = re.findall(r"[A-Za-z][A-Za-z']*", question)
-    for first, head in zip(words, words[1:], strict=False):
-        head = re.sub(r"'s$", "", head.lower())
-        if ((head in TECHNIQUE_HEADS or head[:-1] in TECHNIQUE_HEADS) and first.lower() not in ENGLISH_STOP_WORDS
-                and content_words(first) and stem.stemWord(re.sub(r"'s$", "", first.lower())) not in taught):
+    for first, head in modifier_pairs(question):
+        first, head = (re.sub(r"'s$", "", w.lower()) for w in (first, head))
+        if (head in TECHNIQUE_HEADS or head[:-1] in TECHNIQUE_HEADS) and content_words(first) \
+                and _stem(first) not in taught:
             return first
     return None
 
@@ -294,18 +294,25 @@ def unknown_modifier(question: str, unknown: set[str], named: frozenset[str]) ->
     "greedy decoding" is a note's alias): a technique of its own, not taught here. The word right after it must
     be a term of a note's title or aliases (``named``), and the word itself not a function word ("*my* loss");
     "go strange when", "rein it in", "downhill arrows" in a learner's paraphrase do not qualify."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    from rag.index import stemmer
-
-    stem = stemmer()
-    words = re.findall(r"[A-Za-z][A-Za-z']*", question)
-    for first, second in zip(words, words[1:], strict=False):
-        if (first.lower() not in ENGLISH_STOP_WORDS and stem.stemWord(first.lower()) in unknown
-                and content_words(second)
-                and stem.stemWord(second.lower()) in named):
+    for first, second in modifier_pairs(question):
+        if _stem(first) in unknown and content_words(second) and _stem(second) in named:
             return first
     return None
+
+
+def modifier_pairs(question: str) -> list[tuple[str, str]]:
+    """The question's adjacent words (first, second) whose first is not a function word: the first may name a
+    kind of the second ("*speculative* decoding", "a *diffusion* model")."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    words = re.findall(r"[A-Za-z][A-Za-z']*", question)
+    return [(a, b) for a, b in zip(words, words[1:], strict=False) if a.lower() not in ENGLISH_STOP_WORDS]
+
+
+def _stem(word: str) -> str:
+    from rag.index import stemmer
+
+    return stemmer().stemWord(word.lower())
 
 
 def rare_words(question: str, unknown: set[str]) -> list[str]:
@@ -399,7 +406,7 @@ def library(retriever: Retriever) -> Library:
         return cached[1]
     corpus_dir = retriever.settings.corpus_dir
     notes = load_corpus(corpus_dir, root=corpus_dir.parent)
-    compounds = frozenset(w.lower().replace("–", "-") for n in notes for w in _HYPHENATED.findall(n.body))
+    compounds = frozenset(w.lower() for n in notes for w in hyphenated(n.body))
     lib = Library(NoteBook.build(notes, index.chunks), ConceptTable(concepts_from_notes(notes)), taught_terms(notes),
                   concept_terms(notes), compounds)
     _LIBRARIES.clear()
@@ -424,9 +431,6 @@ def warm_sentences(retriever: Retriever, stop: threading.Event | None = None) ->
 
 def _encode(texts: list[str]) -> np.ndarray:
     return sentence_vectors(load_embedder(), texts)
-
-
-LIST_ITEM = re.compile(r"\s*(?:[-*]|\d+\.)\s")
 
 
 def cite(sentence: str, number: int) -> str:
@@ -464,13 +468,11 @@ def composed_answer(question: str, hits: list[Hit], lib: Library, qvec: np.ndarr
         return numbers[chunk.chunk_id]
 
     parts = [cite(s.text, number_of(s.chunk)) for s in composed.sentences]
-    text = parts[0]
-    for part in parts[1:]:
-        text += ("\n\n" if "$$" in part or "$$" in text[-8:] or LIST_ITEM.match(part) else " ") + part
+    text = join_sentences(parts)
     read_next = ""
     if composed.read_next is not None:
         section = " › ".join(composed.read_next.heading.split(" > ")[1:]) or "summary"
-        read_next = f"Read next: *{composed.read_next.title} › {section}* [{number_of(composed.read_next)}]"
+        read_next = f"{READ_NEXT} *{composed.read_next.title} › {section}* [{number_of(composed.read_next)}]"
     return text, read_next, hits
 
 

@@ -114,11 +114,11 @@ _DERIVATIVE_ASKED = re.compile(r"\b(?:derivative|differentiat\w*|gradient|slope|
 _DERIVATIVE_MATH = re.compile(r"\$[^$]*(?:'\s*\(|\\frac\{\s*(?:d|\\partial)|\\partial|\\nabla|\\prime)[^$]*\$")
 # A sentence that gives a reason ("because", "so", "cancels", ...) answers a why question better than one
 # that describes the concept.
-_REASON = re.compile(r"\b(?:because|since|so that|which is why|that is why|the reason|therefore|hence|"
-                     r"cancels?|otherwise|as a result|this is why)\b", re.I)
 # A definition that says why ("... because averages started from zero ...") may be the argument; one that
 # only draws a consequence (", so only r(d_in + d_out) parameters train") says what, not why.
-_BECAUSE = re.compile(r"\b(?:because|since|so that|which is why|that is why|the reason)\b", re.I)
+_BECAUSE_WORDS = r"because|since|so that|which is why|that is why|the reason"
+_BECAUSE = re.compile(rf"\b(?:{_BECAUSE_WORDS})\b", re.I)
+_REASON = re.compile(rf"\b(?:{_BECAUSE_WORDS}|therefore|hence|cancels?|otherwise|as a result|this is why)\b", re.I)
 _SO = re.compile(r",\s+so\b")  # "... neither step can increase $J$, so it stops": a reason too, but a weak sign
 WHY_REASON_BONUS = 0.08
 TROUBLE_BONUS = 0.15
@@ -150,6 +150,7 @@ class Sentence:
     subsection: str  # the H3 heading, or ""
     bullet: bool = False
     bare: bool = False  # display math without its introducing sentence
+    opens: bool = False  # the first sentence of a paragraph
 
     @property
     def has_display(self) -> bool:
@@ -177,16 +178,16 @@ def chunk_sentences(chunk: Chunk) -> list[Sentence]:
                 out.append(Sentence(block, chunk, section, subsection, bare=True))
             continue
         continues = bool(out) and out[-1].has_display and not out[-1].bullet and bool(re.match(r"[a-z,;]", block))
-        for item in re.split(r"\n(?=\s*(?:[-*]|\d+\.)\s)", block):
+        for j, item in enumerate(re.split(r"\n(?=\s*(?:[-*]|\d+\.)\s)", block)):
             if re.match(r"\s*(?:[-*]|\d+\.)\s", item):
                 out.append(Sentence(re.sub(r"\s+", " ", item).strip(), chunk, section, subsection, bullet=True))
                 continue
-            for sentence in prose_sentences(item):
+            for n, sentence in enumerate(prose_sentences(item)):
                 if continues:  # "..., $$ ... $$ which is ...": the sentence goes on after the display
                     out[-1].text += "\n\n" + sentence
                     continues = False
                 else:
-                    out.append(Sentence(sentence, chunk, section, subsection))
+                    out.append(Sentence(sentence, chunk, section, subsection, opens=j == n == 0))
     return [s for s in out if len(s.text) > 20 and not s.text.rstrip().endswith("?")]
 
 
@@ -468,6 +469,10 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     if scored is None:
         return None
     named_source, concept, sources, pool, scores = scored
+    shown = _worked_example(question, pool, scores, book) if asks == "example" else None
+    if shown:
+        source = shown[0].chunk.source
+        return Composed(asks, source, concept if source == named_source else None, shown, shown[0].chunk)
     order = sorted(range(len(pool)), key=lambda i: -scores[i])
     note = book.notes.get(named_source if concept else pool[order[0]].chunk.source)
     lead = _lead(asks, concept if note is not None and note.source == named_source else None, note, pool, order,
@@ -517,6 +522,47 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     if read_next is None:
         read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
     return Composed(asks, source, concept, [lead, *rest], read_next)
+
+
+EXAMPLE_SPAN = 8  # a worked example is shown from its setup through its result, at most this many sentences
+EXAMPLE_STEPS = 5  # ... at least this many (where the part has them): the setup alone is not the working
+EXAMPLE_MARGIN = 0.10  # ... and through every sentence that scores this close to its best one
+
+
+def _worked_example(question: str, pool: list[Sentence], scores: list[float], book: NoteBook) -> list[Sentence] | None:
+    """For an example question: the worked example that fits it, shown in the note's order from the
+    start of its part (a bold head such as "**Single variable.**", else the section's start) through its
+    working, to the end of a paragraph, as a teacher works it on the board. The note is the one whose
+    worked example uses the question's own numbers (the points $(0, 1), (1, 3), \\dots$ of a fit), else
+    the best-scoring one."""
+    score_of = {id(s): sc for s, sc in zip(pool, scores, strict=True)}
+    candidates = [s for s in pool if s.section == "Worked example"]
+    if not candidates:
+        return None
+    asked = _number_pairs(question)
+    fit = {src: len(asked & _number_pairs(" ".join(s.text for s in book.sentences(src)
+                                                    if s.section == "Worked example")))
+           for src in {s.chunk.source for s in candidates}}
+    best = max(candidates, key=lambda s: (fit[s.chunk.source] if max(fit.values()) >= 2 else 0, score_of[id(s)]))
+    own, at = book.sentences(best.chunk.source), book.position(best)
+    if at is None:
+        return None
+    part = [k for k in range(len(own)) if own[k].section == "Worked example" and own[k].subsection == best.subsection]
+    start = max((k for k in part if k <= at and own[k].text.startswith("**")), default=part[0])
+    if at - start >= EXAMPLE_SPAN:  # a long part: from the paragraph the best sentence is in
+        start = max((k for k in part if start <= k <= at and own[k].opens), default=at)
+    part = [k for k in part if k >= start]
+    part = part[:next((n for n, k in enumerate(part) if n and own[k].text.startswith("**")), EXAMPLE_SPAN)]
+    close = [k for k in part if score_of.get(id(own[k]), -1.0) >= score_of[id(best)] - EXAMPLE_MARGIN]
+    end = max(at, start + EXAMPLE_STEPS - 1, *close)
+    end = next((k - 1 for k in part if k > end and own[k].opens), part[-1])  # the end of its paragraph
+    return own[start:end + 1]
+
+
+def _number_pairs(text: str) -> set[tuple[str, str]]:
+    """Consecutive numbers of a text, as pairs: "(0, 1), (1, 3)" gives (0, 1), (1, 1), (1, 3)."""
+    numbers = re.findall(r"\d+(?:\.\d+)?", text.replace("{,}", ""))
+    return set(zip(numbers, numbers[1:], strict=False))
 
 
 ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence

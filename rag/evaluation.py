@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rag.answering import Answer, answer
+from rag.answering import READ_NEXT, Answer, answer
 from rag.artifacts import write_atomic
 from rag.compose import ASKS, WHY_NOT, classify
 from rag.mathnorm import pattern_found
@@ -82,7 +82,7 @@ def gold_found(q: Question, text: str) -> bool:
     """The answer states the gold fact (one of ``gold``) and none of the typical confusions (``must_not``).
     The "Read next" link is not the answer: a heading it names ("Steepest ascent via Cauchy-Schwarz") does
     not count as stating the fact."""
-    text = text.split("\n\nRead next:")[0]
+    text = text.split("\n\n" + READ_NEXT)[0]
     return any(pattern_found(p, text) for p in q.gold) and not any(pattern_found(p, text) for p in q.must_not)
 
 

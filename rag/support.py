@@ -355,13 +355,19 @@ def enforce(text: str, passages: Sequence[str], concepts: ConceptTable | None = 
     return join_sentences(kept), support
 
 
+LIST_ITEM = re.compile(r"\s*(?:[-*]|\d+\.)\s")
+
+
 def join_sentences(sentences: Sequence[str]) -> str:
-    out = ""
+    """Sentences back into an answer: display math, and a list item with what follows it, set apart by a
+    blank line; prose sentences joined by a space."""
+    out, before = "", ""
     for s in sentences:
         if not out:
             out = s
-        elif "$$" in s or re.search(r"\$\$\s*(?:\[[\d, ]+\])?$", out) or re.match(r"\s*(?:[-*]|\d+\.)\s", s):
+        elif "$$" in s or re.search(r"\$\$\s*(?:\[[\d, ]+\])?$", out) or LIST_ITEM.match(s) or LIST_ITEM.match(before):
             out += "\n\n" + s
         else:
             out += " " + s
+        before = s
     return out.strip()
