@@ -490,7 +490,8 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     if concept and source == named_source and asks in ("definition", "formula"):
         # About the concept asked for, not its neighbours (the tanh after the sigmoid's derivative).
         asked_terms = [t for t in book.names(source) if named_in(question, [t])] or [concept]
-        same = [i for i in same if _on_topic(pool[i], asked_terms, book.notes[source])]
+        words = set(content_words(question)) - set(content_words(book.names(source)[0]))
+        same = [i for i in same if _on_topic(pool[i], asked_terms, book.notes[source], words)]
     chosen = [lead, *pinned]
     extras = [i for i in same if pool[i] is not lead and scores[i] >= scores[order[0]] - EXTRA_MARGIN
               and not (pool[i].bare and asks not in ("formula", "how", "example"))
@@ -499,8 +500,12 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
         display = [i for i in same if pool[i].has_display and pool[i] is not lead
                    and pool[i].section == "Definition and derivation" and scores[i] >= scores[order[0]] - 0.25]
         extras = display[:1] + [i for i in extras if i not in display[:1]]
+    goes_on = _next_in_paragraph(lead, book)  # "Dense search ... can miss rare names." -> "**BM25** scores ..."
+    if goes_on is not None and goes_on in pool and not pinned and scores[pool.index(goes_on)] >= (
+            scores[order[0]] - PARAGRAPH_MARGIN):
+        extras = [pool.index(goes_on), *(i for i in extras if pool[i] is not goes_on)]
     for i in extras:
-        if len(chosen) > MAX_EXTRA:
+        if len(chosen) > MAX_EXTRA + (goes_on in chosen):  # the lead's paragraph goes on: one sentence, as it were
             break
         if not any(_repeats(pool[i].text, c.text) for c in chosen):
             chosen.append(pool[i])
@@ -563,6 +568,19 @@ def _number_pairs(text: str) -> set[tuple[str, str]]:
     """Consecutive numbers of a text, as pairs: "(0, 1), (1, 3)" gives (0, 1), (1, 1), (1, 3)."""
     numbers = re.findall(r"\d+(?:\.\d+)?", text.replace("{,}", ""))
     return set(zip(numbers, numbers[1:], strict=False))
+
+
+PARAGRAPH_MARGIN = 0.35  # the lead's own paragraph goes on with a sentence that scores at most this far below
+
+
+def _next_in_paragraph(lead: Sentence, book: NoteBook) -> Sentence | None:
+    """The sentence that continues the lead's paragraph in its note, if any (not a new paragraph, bullet or
+    display standing alone)."""
+    own, at = book.sentences(lead.chunk.source), book.position(lead)
+    if at is None or at + 1 >= len(own) or lead.bullet:
+        return None
+    after = own[at + 1]
+    return None if after.opens or after.bullet or after.bare or not _same_passage(after, lead) else after
 
 
 ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence
@@ -650,13 +668,16 @@ def _with_conclusion(lead: Sentence, best: Sentence, lead_score: float, best_sco
     return before, [best]
 
 
-def _on_topic(sentence: Sentence, asked: list[str], note: Note) -> bool:
+def _on_topic(sentence: Sentence, asked: list[str], note: Note, words: set[str] = frozenset()) -> bool:
     """Whether a sentence may follow the answer about the ``asked`` terms: not the one-sentence
     definition of a term not asked about, and, where the note gives an asked term a subsection of its own
-    ("### Sigmoid"), not a sentence of a sibling subsection."""
+    ("### Sigmoid"), not a sentence of a sibling subsection. A term or heading that says one of the
+    question's own ``words`` (stemmed, beyond the note's names) is asked about too: "*cosine* decay" in
+    "the formula for a *cosine* learning-rate schedule", "*Bayesian* reading" in "... as *Bayesian* MAP
+    estimates"."""
 
     def is_asked(term: str) -> bool:
-        return any(named_in(term, [a]) or named_in(a, [term]) for a in asked)
+        return any(named_in(term, [a]) or named_in(a, [term]) for a in asked) or bool(words & set(content_words(term)))
 
     if sentence.section == IN_SHORT:
         term = next((t for t, d in note.definitions.items() if sentence.text == re.sub(r"\s+", " ", d)), None)
