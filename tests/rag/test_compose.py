@@ -204,3 +204,38 @@ def test_a_why_not_question_is_answered_by_the_pitfall_it_asks_about(full_retrie
     reply = answer("Why does the central limit theorem not apply to averages of Cauchy random variables?",
                    retriever=full_retriever)
     assert reply.text.startswith("- **Infinite variance breaks it.**"), reply.text
+
+
+def test_an_example_question_is_worked_through_to_its_result(full_retriever):
+    reply = answer("Work through the chain rule for the derivative of (3x^2 + 1)^4 at x = 1.", retriever=full_retriever)
+    text = reply.text.split("\n\nRead next:")[0]
+    assert reply.asks == "example"
+    # The part of the worked example, in the note's order: the setup, both derivatives, and the result.
+    steps = [text.find(s) for s in ("**Single variable.**", "g'(1) = 6", "f'(4) = 256", "1536")]
+    assert -1 not in steps and steps == sorted(steps), text
+    assert "two paths" not in text  # the next part of the worked example is not this question's
+    assert reply.support["supported"] == reply.support["checked"]
+
+
+def test_an_example_comes_from_the_note_whose_example_uses_the_questions_numbers(full_retriever):
+    reply = answer("Fit a least-squares line to the points (0,1), (1,3), (2,4), (3,4). What are the intercept "
+                   "and slope?", retriever=full_retriever)
+    assert reply.citations[0].source == "corpus/classical_ml/linear_regression.md"
+    assert pattern_found("re:\\\\hat\\{y\\} = 1\\.5 \\+ x", reply.text), reply.text
+    assert "(1,2)" not in reply.text  # the least-squares note's example fits other points
+
+
+def test_a_formula_answer_includes_the_definition_of_a_term_the_question_describes(full_retriever):
+    reply = answer("What is the formula for a cosine learning-rate schedule with linear warm-up?",
+                   retriever=full_retriever)
+    assert reply.asks == "formula"
+    assert pattern_found("re:Cosine decay lowers the learning rate", reply.text), reply.text
+    assert pattern_found("re:Linear warm-up raises the learning rate", reply.text), reply.text
+
+
+def test_the_leads_paragraph_goes_on_with_its_next_sentence(full_retriever):
+    reply = answer("My embedding-based search keeps missing questions that mention exact symbols or rare names. "
+                   "What can I add to the search?", retriever=full_retriever)
+    lead, after = "can miss exact symbols and rare names", "**BM25** scores a chunk"
+    assert lead in reply.text and after in reply.text, reply.text
+    assert reply.text.index(lead) < reply.text.index(after)
