@@ -36,9 +36,11 @@ check), and each kind of question is answered by particular sections:
    rather than a definition, with the step it depends on and the conclusion
    it leads to: "Since $e^{z_i+c} = e^c e^{z_i}$ ..."); a conclusion that
    cannot stand alone ("Hence ...") comes with its premise; adds at most
-   three sentences of the same note that help (the key
-   equation, a reason, an example) and do not repeat one already chosen, in
-   reading order;
+   three sentences of the same note that help (the rest of the lead's
+   paragraph first, then the key equation, a reason, an example) and do not
+   repeat one already chosen, in reading order; an example question is
+   answered instead by the worked example itself, from its setup through its
+   result, taken from the note whose example uses the question's numbers;
 4. cites each sentence's passage and ends with the exact section to read next.
 
 Every sentence is a note's own sentence, so the support check
