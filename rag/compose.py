@@ -486,26 +486,9 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
         lead, pinned = _with_conclusion(lead, pool[order[0]], scores[pool.index(lead)] if lead in pool else 0.0,
                                         scores[order[0]], book, asks)
     source = lead.chunk.source
-    # The rest comes from the lead's note (for a comparison, also from the other note the question names).
-    same = [i for i in order if pool[i].chunk.source == source or (asks == "compare" and named_in(
-        question, book.names(pool[i].chunk.source)))]
-    if concept and source == named_source and asks in ("definition", "formula"):
-        # About the concept asked for, not its neighbours (the tanh after the sigmoid's derivative).
-        asked_terms = [t for t in book.names(source) if named_in(question, [t])] or [concept]
-        words = set(content_words(question)) - set(content_words(book.names(source)[0]))
-        same = [i for i in same if _on_topic(pool[i], asked_terms, book.notes[source], words)]
     chosen = [lead, *pinned]
-    extras = [i for i in same if pool[i] is not lead and scores[i] >= scores[order[0]] - EXTRA_MARGIN
-              and not (pool[i].bare and asks not in ("formula", "how", "example"))
-              and not _DEPENDENT_START.match(pool[i].text) and pool[i].text not in lead.text]
-    if asks in ("formula", "definition", "how") and not lead.has_display:
-        display = [i for i in same if pool[i].has_display and pool[i] is not lead
-                   and pool[i].section == "Definition and derivation" and scores[i] >= scores[order[0]] - 0.25]
-        extras = display[:1] + [i for i in extras if i not in display[:1]]
-    goes_on = _next_in_paragraph(lead, book)  # "Dense search ... can miss rare names." -> "**BM25** scores ..."
-    if goes_on is not None and goes_on in pool and not pinned and scores[pool.index(goes_on)] >= (
-            scores[order[0]] - PARAGRAPH_MARGIN):
-        extras = [pool.index(goes_on), *(i for i in extras if pool[i] is not goes_on)]
+    extras, goes_on = _candidates(question, asks, lead, bool(pinned), pool, order, scores, book,
+                                  concept if source == named_source else None)
     for i in extras:
         if len(chosen) > MAX_EXTRA + (goes_on in chosen):  # the lead's paragraph goes on: one sentence, as it were
             break
@@ -529,6 +512,33 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     if read_next is None:
         read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
     return Composed(asks, source, concept, [lead, *rest], read_next)
+
+
+def _candidates(question: str, asks: str, lead: Sentence, pinned: bool, pool: list[Sentence], order: list[int],
+                scores: list[float], book: NoteBook, concept: str | None) -> tuple[list[int], Sentence | None]:
+    """The sentences that may follow the lead (pool indices, best first), and the one that continues the
+    lead's paragraph (first among them when it scores close enough). They come from the lead's note (for a comparison, also from
+    the other note the question names); ``concept`` is the one the question names in that note, if any."""
+    source = lead.chunk.source
+    same = [i for i in order if pool[i].chunk.source == source or (asks == "compare" and named_in(
+        question, book.names(pool[i].chunk.source)))]
+    if concept and asks in ("definition", "formula"):
+        # About the concept asked for, not its neighbours (the tanh after the sigmoid's derivative).
+        asked_terms = [t for t in book.names(source) if named_in(question, [t])] or [concept]
+        words = set(content_words(question)) - set(content_words(book.names(source)[0]))
+        same = [i for i in same if _on_topic(pool[i], asked_terms, book.notes[source], words)]
+    extras = [i for i in same if pool[i] is not lead and scores[i] >= scores[order[0]] - EXTRA_MARGIN
+              and not (pool[i].bare and asks not in ("formula", "how", "example"))
+              and not _DEPENDENT_START.match(pool[i].text) and pool[i].text not in lead.text]
+    if asks in ("formula", "definition", "how") and not lead.has_display:
+        display = [i for i in same if pool[i].has_display and pool[i] is not lead
+                   and pool[i].section == "Definition and derivation" and scores[i] >= scores[order[0]] - 0.25]
+        extras = display[:1] + [i for i in extras if i not in display[:1]]
+    goes_on = _next_in_paragraph(lead, book)  # "Dense search ... can miss rare names." -> "**BM25** scores ..."
+    if goes_on is not None and goes_on in pool and not pinned and scores[pool.index(goes_on)] >= (
+            scores[order[0]] - PARAGRAPH_MARGIN):
+        extras = [pool.index(goes_on), *(i for i in extras if pool[i] is not goes_on)]
+    return extras, goes_on
 
 
 EXAMPLE_SPAN = 8  # a worked example is shown from its setup through its result, at most this many sentences
