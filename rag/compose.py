@@ -317,12 +317,22 @@ def choose_note(question: str, hit_sources: list[str], book: NoteBook) -> tuple[
     return hit_sources[0], named.get(hit_sources[0])
 
 
-def _allowed(sentence: Sentence, asks: str, trouble: set[str] = frozenset()) -> bool:
-    """Whether a sentence may answer this kind of question; ``trouble`` are the words of a learner's
-    trouble that the question names (:func:`trouble_words`)."""
+@dataclass(frozen=True)
+class Trouble:
+    """The learner's own trouble that a why or how question describes ("*my* CNN gives a different
+    prediction ... depending on the other images in the batch"): its specific words (in few notes), which a
+    pitfall's bold head may say, and all its words, of which a pitfall's text may say several."""
+
+    rare: frozenset[str] = frozenset()
+    said: frozenset[str] = frozenset()
+
+
+def _allowed(sentence: Sentence, asks: str, trouble: Trouble | None = None) -> bool:
+    """Whether a sentence may answer this kind of question; ``trouble`` is the learner's trouble that the
+    question describes, if any (:func:`trouble_words`)."""
     if sentence.section in _NEVER_SECTIONS or _ABOUT_THE_NOTE.match(sentence.text):
         return False
-    if _names_the_trouble(sentence, trouble):
+    if trouble is not None and _names_the_trouble(sentence, trouble):
         return True  # "Why do you have to centre the data?" is answered by "**Forgetting to centre.** ..."
     needed = _ONLY_WHEN_ASKED.get(sentence.section)
     if needed == "example" and asks == "why" and _general_reason(sentence):
@@ -335,16 +345,17 @@ def _allowed(sentence: Sentence, asks: str, trouble: set[str] = frozenset()) -> 
 
 
 # A learner describing their own trouble: "Why do *I have to* centre ...", "*my* weights keep growing".
-_TROUBLE = re.compile(r"\b(?:my|I|I'm|have to|has to|must|should|can'?t|cannot|need to|keeps?)\b")
+TROUBLE = re.compile(r"\b(?:my|I|I'm|have to|has to|must|should|can'?t|cannot|need to|keeps?)\b")
+SYMPTOM_WORDS = 3  # a pitfall whose text says this many words of the learner's trouble describes it
 TROUBLE_SPREAD = 12  # a word of the trouble occurs in at most this many notes ("centre" yes, "loss" no)
 
 
-def trouble_words(question: str, asks: str, asked: set[str], book: NoteBook) -> set[str]:
-    """For a why or how question about the learner's own trouble, its specific words (beyond the note's
-    name, in few notes); a pitfall whose bold head says one is about that trouble."""
-    if asks not in ("why", "how") or not _TROUBLE.search(question):
-        return set()
-    return {w for w in asked if book.spread(w) <= TROUBLE_SPREAD}
+def trouble_words(question: str, asks: str, asked: set[str], book: NoteBook) -> Trouble:
+    """For a why or how question about the learner's own trouble, its words beyond the note's name
+    (:class:`Trouble`); none for other questions."""
+    if asks not in ("why", "how") or not TROUBLE.search(question):
+        return Trouble()
+    return Trouble(frozenset(w for w in asked if book.spread(w) <= TROUBLE_SPREAD), frozenset(asked))
 
 
 def _general_reason(sentence: Sentence) -> bool:
@@ -352,12 +363,17 @@ def _general_reason(sentence: Sentence) -> bool:
     return not sentence.bullet and bool(_REASON.search(sentence.text)) and not re.search(r"\d", sentence.text)
 
 
-def _names_the_trouble(sentence: Sentence, trouble: set[str]) -> bool:
-    """A pitfall bullet whose bold head says a word of the learner's trouble."""
-    if not trouble or sentence.section != "Pitfalls and failure modes":
+def _names_the_trouble(sentence: Sentence, trouble: Trouble) -> bool:
+    """A pitfall bullet about the learner's trouble: its bold head says one of the trouble's specific words
+    ("**Forgetting to centre.**"), or its text says several of the trouble's words ("batch norm in training
+    mode ... so predictions depend on which other examples share the batch")."""
+    if sentence.section != "Pitfalls and failure modes":
         return False
-    head = re.match(r"[-*]\s*\*\*(.+?)\*\*", sentence.text)
-    return head is not None and bool(trouble & set(content_words(head.group(1))))
+    head = re.match(r"[-*]\s*\*\*(.+?)\*\*(.*)", sentence.text, re.S)
+    if head is None:
+        return False
+    return bool(trouble.rare & set(content_words(head.group(1)))) or len(
+        trouble.said & set(content_words(head.group(2)))) >= SYMPTOM_WORDS
 
 
 def _mentions(text: str, concept: str | None) -> bool:
@@ -408,7 +424,7 @@ class _Asked:
     asks: str
     ranked: list[str]  # the retrieved notes, best first
     asked: dict[str, set[str]]  # source -> the question's own words beyond that note's name
-    trouble: dict[str, set[str]]  # source -> the words of the learner's trouble
+    trouble: dict[str, Trouble]  # source -> the learner's trouble, as the question describes it
     named_source: str
     concept: str | None
     derivative: bool  # a derivative, gradient, Jacobian or Hessian was asked for
@@ -517,8 +533,9 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
 def _candidates(question: str, asks: str, lead: Sentence, pinned: bool, pool: list[Sentence], order: list[int],
                 scores: list[float], book: NoteBook, concept: str | None) -> tuple[list[int], Sentence | None]:
     """The sentences that may follow the lead (pool indices, best first), and the one that continues the
-    lead's paragraph (first among them when it scores close enough). They come from the lead's note (for a comparison, also from
-    the other note the question names); ``concept`` is the one the question names in that note, if any."""
+    lead's paragraph (first among them when it scores close enough). They come from the lead's note (for a
+    comparison, also from the other note the question names); ``concept`` is the one the question names in
+    that note, if any."""
     source = lead.chunk.source
     same = [i for i in order if pool[i].chunk.source == source or (asks == "compare" and named_in(
         question, book.names(pool[i].chunk.source)))]

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from rag.answering import READ_NEXT, Answer, answer
 from rag.artifacts import write_atomic
-from rag.compose import ASKS, WHY_NOT, classify
+from rag.compose import ASKS, TROUBLE, WHY_NOT, classify
 from rag.mathnorm import pattern_found
 from rag.options import DEFAULT_GENERATOR, AskOptions
 from rag.retriever import MODES, Retriever
@@ -94,7 +94,8 @@ _NOT_AN_ANSWER = re.compile(r"^\W*(?:this note|the note|the check|this check|def
 def opens_directly(reply: Answer, asks: str) -> bool:
     """Whether the answer's first sentence answers: it cites a passage that is not the note's summary, its
     check or links, nor (unless asked for) a worked-example fragment or a pitfall bullet, and it does not
-    describe the note."""
+    describe the note. A pitfall is asked for by a failure question, a why-not question, and a why or how
+    question about the learner's own trouble ("*my* model ...")."""
     sentences = split_sentences(reply.text)
     if not sentences or _NOT_AN_ANSWER.match(sentences[0]):
         return False
@@ -108,7 +109,9 @@ def opens_directly(reply: Answer, asks: str) -> bool:
     if section == "Worked example" and asks != "example":
         return False
     why_not = asks == "why" and bool(WHY_NOT.search(reply.question))  # "Why does the CLT not apply to ...?"
-    return not (section == "Pitfalls and failure modes" and asks != "failure" and not why_not)
+    # "*My* CNN gives a different prediction ... Why?": the pitfall that describes the learner's trouble answers.
+    trouble = asks in ("why", "how") and bool(TROUBLE.search(reply.question))
+    return not (section == "Pitfalls and failure modes" and asks != "failure" and not why_not and not trouble)
 
 
 def term_found(term: str, text: str) -> bool:
