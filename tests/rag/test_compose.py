@@ -239,3 +239,14 @@ def test_the_leads_paragraph_goes_on_with_its_next_sentence(full_retriever):
     lead, after = "can miss exact symbols and rare names", "**BM25** scores a chunk"
     assert lead in reply.text and after in reply.text, reply.text
     assert reply.text.index(lead) < reply.text.index(after)
+
+
+def test_a_pitfall_that_describes_the_learners_symptom_answers_it(full_retriever):
+    question = ("At test time my CNN gives a different prediction for the same image depending on which other "
+                "images are in the batch. Why?")
+    reply = answer(question, retriever=full_retriever)
+    first = reply.text.split("\n\n")[0]
+    # The symptom is in the pitfall's text ("predictions depend on which other examples share the batch"),
+    # not in its bold head ("Forgetting evaluation mode").
+    assert "**Forgetting evaluation mode**" in first and "model.eval()" in first, reply.text
+    assert reply.citations[0].source == "corpus/neural_networks/batch_layer_normalization.md"
