@@ -133,8 +133,8 @@ LEXICAL_WEIGHT = 0.25  # for the share of the question's words a sentence (or it
 
 def classify(question: str) -> str:
     """What the question asks for: one of ``ASKS`` (``definition`` when no rule matches)."""
-    if re.match(r"\s*why\b", question, re.I) and not _RULES[0][1].search(question):
-        return "why"  # "Why ... instead of ...?" asks for a reason, not a comparison
+    if re.search(r"(?:^|[.?!]\s+)why\b", question, re.I) and not _RULES[0][1].search(question):
+        return "why"  # "Why ... instead of ...?" (or "... instead of ... . Why?") asks for a reason, not a comparison
     for kind, pattern in _RULES:
         if pattern.search(question):
             return kind

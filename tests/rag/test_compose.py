@@ -19,6 +19,7 @@ SIGMOID_NOTE = "corpus/neural_networks/activation_functions.md"
     ("What is the difference between L1 and L2 regularization?", "compare"),
     ("Give an example of Bayes' theorem with numbers.", "example"),
     ("When does gradient descent fail to converge?", "failure"),
+    ("The spread of my average only halved instead of dropping to a quarter. Why?", "why"),
 ])
 def test_what_the_question_asks_for(question, asks):
     assert classify(question) == asks
