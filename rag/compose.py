@@ -648,6 +648,8 @@ def _argument(pool: list[Sentence], order: list[int], scores: list[float], sourc
         opening -= 1
     if opening < first and (opening == 0 or not _same_passage(own[opening - 1], best)):
         window = [*own[opening:first], *window]
+    else:
+        window = _with_claim(window, own, first, {id(s): sc for s, sc in zip(pool, scores, strict=True)})
     if at + 1 < len(own) and own[at + 1].chunk is best.chunk and _CONCLUDES.match(own[at + 1].text):
         window.append(own[at + 1])
     window = [s for s in window if _allowed(s, asks) or s is best]
@@ -656,6 +658,29 @@ def _argument(pool: list[Sentence], order: list[int], scores: list[float], sourc
     if not window or _DEPENDENT_START.match(window[0].text):
         return None
     return window[0], window[1:]
+
+
+CLAIM_MARGIN = 0.10  # a subsection's opening claim scores at most this far below the argument's best sentence
+CLAIM_SENTENCES = 2  # ... and is shown with at most this many sentences that go on from it ("Then ...")
+
+
+def _with_claim(window: list[Sentence], own: list[Sentence], first: int, score_of: dict[int, float]) -> list[Sentence]:
+    """A why argument found deep in a subsection opens with the subsection's claim, when that is close to
+    the question too: "Why is $B$ initialised to zero?" reads "$A$ is initialised randomly and $B = 0$.
+    Then $BA = 0$ and the adapted model computes exactly what the base model computes." before the
+    gradient argument. ``first`` is the place of ``window[0]`` in its note's sentences ``own``."""
+    best = window[-1] if len(window) == 1 else next(s for s in window if id(s) in score_of)
+    start = first
+    while start > 0 and _same_passage(own[start - 1], best):
+        start -= 1
+    if not best.subsection or start == first or own[start].bare or score_of.get(id(own[start]), -1.0) < (
+            score_of.get(id(best), 0.0) - CLAIM_MARGIN):
+        return window
+    claim = [own[start]]
+    while len(claim) < CLAIM_SENTENCES and start + len(claim) < first and _DEPENDENT_START.match(
+            own[start + len(claim)].text):
+        claim.append(own[start + len(claim)])
+    return [*claim, *window]
 
 
 def _same_passage(a: Sentence, b: Sentence) -> bool:

@@ -251,3 +251,11 @@ def test_a_pitfall_that_describes_the_learners_symptom_answers_it(full_retriever
     # not in its bold head ("Forgetting evaluation mode").
     assert "**Forgetting evaluation mode**" in first and "model.eval()" in first, reply.text
     assert reply.citations[0].source == "corpus/neural_networks/batch_layer_normalization.md"
+
+
+def test_a_why_answer_opens_with_its_subsections_claim(retriever):
+    reply = answer("Why is the B matrix in LoRA initialised to zero?", retriever=retriever)
+    text = reply.text.split("\n\nRead next:")[0]
+    claim, argument = "the adapted model computes exactly what the base model computes", "the gradient for $B$ is not"
+    assert claim in text and argument in text, reply.text
+    assert text.index(claim) < text.index(argument)  # the claim first, then why training can still move
