@@ -86,6 +86,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
                            r"how is .* (?:computed|calculated|defined)|in terms of|identity|theorem|"
                            r"expansion|(?:newton|learning) (?:step|rule)|mass function|objective|decomposition|"
                            r"hinge loss|how many|how much|largest learning rate|what weight|estimate of|"
+                           r"(?:more|fewer|extra) parameters|number of parameters|parameter count|"
                            r"(?:the )?(?:map|mle|maximum likelihood) estimate|"
                            r"(?:variance|expectation|mean|entropy|loss|probability|density|norm) of)", re.I)),
     ("how", re.compile(r"^\s*how\b|\bwhat happens\b|\bsteps?\b|\bprocedure\b|\balgorithm\b|\bwork\b|\bworks\b|"
