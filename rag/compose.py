@@ -502,6 +502,9 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     else:
         lead, pinned = _with_conclusion(lead, pool[order[0]], scores[pool.index(lead)] if lead in pool else 0.0,
                                         scores[order[0]], book, asks)
+        before = None if pinned else _formula_before(lead, book)  # "... ridge multiplies it by the shrinkage
+        if before in pool and scores[pool.index(before)] >= scores[order[0]] - PARAGRAPH_MARGIN:  # factor $...$."
+            lead, pinned = before, [lead]  # before "Well-determined directions ... are barely touched"
     source = lead.chunk.source
     chosen = [lead, *pinned]
     extras, goes_on = _candidates(question, asks, lead, bool(pinned), pool, order, scores, book,
@@ -611,6 +614,17 @@ def _next_in_paragraph(lead: Sentence, book: NoteBook) -> Sentence | None:
         return None
     after = own[at + 1]
     return None if after.opens or after.bullet or after.bare or not _same_passage(after, lead) else after
+
+
+def _formula_before(lead: Sentence, book: NoteBook) -> Sentence | None:
+    """The sentence before the lead in its paragraph when that one states a formula the lead, which has
+    none, goes on from (the lead is a consequence in words: "Well-determined directions ... are barely touched" after "ridge multiplies
+    it by the **shrinkage factor** $\\sigma_j^2/(\\sigma_j^2 + \\lambda)$")."""
+    own, at = book.sentences(lead.chunk.source), book.position(lead)
+    if at is None or at == 0 or lead.opens or lead.bullet or lead.section == IN_SHORT or lead.has_formula:
+        return None
+    before = own[at - 1]
+    return before if _same_passage(before, lead) and before.has_formula and not before.bare else None
 
 
 ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence

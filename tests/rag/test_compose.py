@@ -259,3 +259,11 @@ def test_a_why_answer_opens_with_its_subsections_claim(retriever):
     claim, argument = "the adapted model computes exactly what the base model computes", "the gradient for $B$ is not"
     assert claim in text and argument in text, reply.text
     assert text.index(claim) < text.index(argument)  # the claim first, then why training can still move
+
+
+def test_a_consequence_in_words_comes_after_the_formula_it_follows_from(full_retriever):
+    reply = answer("How does an L2 penalty shrink the directions my data barely pins down much more than the "
+                   "directions it determines well?", retriever=full_retriever)
+    formula, consequence = "**shrinkage factor** $\\sigma_j^2/(\\sigma_j^2 + \\lambda)", "Well-determined directions"
+    assert formula in reply.text and consequence in reply.text, reply.text
+    assert reply.text.index(formula) < reply.text.index(consequence)
