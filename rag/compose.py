@@ -340,7 +340,8 @@ def _allowed(sentence: Sentence, asks: str, trouble: Trouble | None = None) -> b
         return True  # the worked example's lesson: "A slightly biased estimator beats ... because ..."
     if needed and needed != asks:
         return False
-    if sentence.bullet and asks not in ("failure", "example", "how") and sentence.section != "How it is used in ML":
+    if sentence.bullet and asks not in ("failure", "example", "how") and sentence.section != "How it is used in ML" \
+            and not (asks == "why" and _BECAUSE.search(sentence.text)):  # "- **Order.** ... because ..." gives one
         return False
     return not re.fullmatch(r"[-*]?\s*\[[^\]]+\]\([^)]+\).*", sentence.text)  # a link line
 
@@ -618,8 +619,8 @@ def _next_in_paragraph(lead: Sentence, book: NoteBook) -> Sentence | None:
 
 def _formula_before(lead: Sentence, book: NoteBook) -> Sentence | None:
     """The sentence before the lead in its paragraph when that one states a formula the lead, which has
-    none, goes on from (the lead is a consequence in words: "Well-determined directions ... are barely touched" after "ridge multiplies
-    it by the **shrinkage factor** $\\sigma_j^2/(\\sigma_j^2 + \\lambda)$")."""
+    none, goes on from (the lead is a consequence in words: "Well-determined directions ... are barely
+    touched" after "ridge multiplies it by the **shrinkage factor** $\\sigma_j^2/(\\sigma_j^2 + \\lambda)$")."""
     own, at = book.sentences(lead.chunk.source), book.position(lead)
     if at is None or at == 0 or lead.opens or lead.bullet or lead.section == IN_SHORT or lead.has_formula:
         return None

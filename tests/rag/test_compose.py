@@ -267,3 +267,9 @@ def test_a_consequence_in_words_comes_after_the_formula_it_follows_from(full_ret
     formula, consequence = "**shrinkage factor** $\\sigma_j^2/(\\sigma_j^2 + \\lambda)", "Well-determined directions"
     assert formula in reply.text and consequence in reply.text, reply.text
     assert reply.text.index(formula) < reply.text.index(consequence)
+
+
+def test_a_why_answer_may_be_a_bullet_that_gives_the_reason(full_retriever):
+    reply = answer("I apply a rotation and then a shear to a point, and a friend does the shear first and then the "
+                   "rotation. Why do we end up in different places?", retriever=full_retriever)
+    assert formula_in("AB \\ne BA", reply.text.split("\n\nRead next:")[0]), reply.text
