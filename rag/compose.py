@@ -790,7 +790,7 @@ def _lead(asks: str, concept: str | None, note: Note | None, pool: list[Sentence
         match = next((s for s in short if wanted and s.text == re.sub(r"\s+", " ", wanted)), None)
         if match is not None and (asks == "definition" or scores[pool.index(match)] >= scores[order[0]] - 0.1):
             return match
-    for i in order:  # the best sentence that stands on its own
-        if not _DEPENDENT_START.match(pool[i].text) and not pool[i].bare:
+    for i in order:  # the best sentence that stands on its own (not an aside in parentheses)
+        if not _DEPENDENT_START.match(pool[i].text) and not pool[i].bare and not pool[i].text.startswith("("):
             return pool[i]
     return pool[order[0]]

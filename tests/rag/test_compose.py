@@ -273,3 +273,9 @@ def test_a_why_answer_may_be_a_bullet_that_gives_the_reason(full_retriever):
     reply = answer("I apply a rotation and then a shear to a point, and a friend does the shear first and then the "
                    "rotation. Why do we end up in different places?", retriever=full_retriever)
     assert formula_in("AB \\ne BA", reply.text.split("\n\nRead next:")[0]), reply.text
+
+
+def test_an_aside_in_parentheses_never_leads(full_retriever):
+    reply = answer("How can GPT-2 handle emojis or words it has never seen without ever producing an 'unknown' "
+                   "token?", retriever=full_retriever)
+    assert not reply.text.startswith("("), reply.text
