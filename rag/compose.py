@@ -29,11 +29,12 @@ check), and each kind of question is answered by particular sections:
    and pitfall bullets are never candidates; a pitfall is, though, when a
    why or how question describes the learner's own trouble in a word its
    bold head says ("Why do I have to centre the data?" -> "**Forgetting to
-   centre.** ..."), and it then leads;
+   centre.** ...") or in several words of its text, and it then leads;
 3. leads with the one sentence that answers directly: the concept's
    definition for "what is", the best sentence with its display equation for a
    formula, for "why" the argument (the best sentence that gives a reason
-   rather than a definition, with the step it depends on and the conclusion
+   rather than a definition, opened by its subsection's claim when that is
+   close to the question too, with the step it depends on and the conclusion
    it leads to: "Since $e^{z_i+c} = e^c e^{z_i}$ ..."); a conclusion that
    cannot stand alone ("Hence ...") comes with its premise; adds at most
    three sentences of the same note that help (the rest of the lead's
