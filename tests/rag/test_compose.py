@@ -212,8 +212,7 @@ def test_an_example_question_is_worked_through_to_its_result(full_retriever):
     text = reply.text.split("\n\nRead next:")[0]
     assert reply.asks == "example"
     # The part of the worked example, in the note's order: the setup, both derivatives, and the result.
-    steps = [text.find(s) for s in ("**Single variable.**", "g'(1) = 6", "f'(4) = 256", "1536")]
-    assert -1 not in steps and steps == sorted(steps), text
+    assert_in_order(text, "**Single variable.**", "g'(1) = 6", "f'(4) = 256", "1536")
     assert "two paths" not in text  # the next part of the worked example is not this question's
     assert reply.support["supported"] == reply.support["checked"]
 
@@ -237,9 +236,7 @@ def test_a_formula_answer_includes_the_definition_of_a_term_the_question_describ
 def test_the_leads_paragraph_goes_on_with_its_next_sentence(full_retriever):
     reply = answer("My embedding-based search keeps missing questions that mention exact symbols or rare names. "
                    "What can I add to the search?", retriever=full_retriever)
-    lead, after = "can miss exact symbols and rare names", "**BM25** scores a chunk"
-    assert lead in reply.text and after in reply.text, reply.text
-    assert reply.text.index(lead) < reply.text.index(after)
+    assert_in_order(reply.text, "can miss exact symbols and rare names", "**BM25** scores a chunk")
 
 
 def test_a_pitfall_that_describes_the_learners_symptom_answers_it(full_retriever):
@@ -255,18 +252,16 @@ def test_a_pitfall_that_describes_the_learners_symptom_answers_it(full_retriever
 
 def test_a_why_answer_opens_with_its_subsections_claim(retriever):
     reply = answer("Why is the B matrix in LoRA initialised to zero?", retriever=retriever)
-    text = reply.text.split("\n\nRead next:")[0]
-    claim, argument = "the adapted model computes exactly what the base model computes", "the gradient for $B$ is not"
-    assert claim in text and argument in text, reply.text
-    assert text.index(claim) < text.index(argument)  # the claim first, then why training can still move
+    # The claim first, then why training can still move.
+    assert_in_order(reply.text.split("\n\nRead next:")[0],
+                    "the adapted model computes exactly what the base model computes", "the gradient for $B$ is not")
 
 
 def test_a_consequence_in_words_comes_after_the_formula_it_follows_from(full_retriever):
     reply = answer("How does an L2 penalty shrink the directions my data barely pins down much more than the "
                    "directions it determines well?", retriever=full_retriever)
-    formula, consequence = "**shrinkage factor** $\\sigma_j^2/(\\sigma_j^2 + \\lambda)", "Well-determined directions"
-    assert formula in reply.text and consequence in reply.text, reply.text
-    assert reply.text.index(formula) < reply.text.index(consequence)
+    assert_in_order(reply.text, "**shrinkage factor** $\\sigma_j^2/(\\sigma_j^2 + \\lambda)",
+                    "Well-determined directions")
 
 
 def test_a_why_answer_may_be_a_bullet_that_gives_the_reason(full_retriever):
@@ -279,3 +274,9 @@ def test_an_aside_in_parentheses_never_leads(full_retriever):
     reply = answer("How can GPT-2 handle emojis or words it has never seen without ever producing an 'unknown' "
                    "token?", retriever=full_retriever)
     assert not reply.text.startswith("("), reply.text
+
+
+def assert_in_order(text: str, *parts: str) -> None:
+    """Every part occurs in the text, in the given order."""
+    places = [text.find(p) for p in parts]
+    assert -1 not in places and places == sorted(places), text
