@@ -498,18 +498,11 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     note = book.notes.get(named_source if concept else pool[order[0]].chunk.source)
     lead = _lead(asks, concept if note is not None and note.source == named_source else None, note, pool, order,
                  scores)
-    if asks == "why":
-        lead, pinned = _argument(pool, order, scores, note.source if note else pool[order[0]].chunk.source, book,
-                                 asks) or (lead, [])
-    else:
-        lead, pinned = _with_conclusion(lead, pool[order[0]], scores[pool.index(lead)] if lead in pool else 0.0,
-                                        scores[order[0]], book, asks)
-        before = None if pinned else _formula_before(lead, book)  # "... ridge multiplies it by the shrinkage
-        if before in pool and scores[pool.index(before)] >= scores[order[0]] - PARAGRAPH_MARGIN:  # factor $...$."
-            lead, pinned = before, [lead]  # before "Well-determined directions ... are barely touched"
+    lead, pinned, follows = _settle_lead(lead, asks, pool, order, scores, book,
+                                         note.source if note else pool[order[0]].chunk.source)
     source = lead.chunk.source
-    chosen = [lead, *pinned]
-    extras, goes_on = _candidates(question, asks, lead, bool(pinned), pool, order, scores, book,
+    chosen = [lead, *pinned, *follows]
+    extras, goes_on = _candidates(question, asks, lead, bool(pinned or follows), pool, order, scores, book,
                                   concept if source == named_source else None)
     for i in extras:
         if len(chosen) > MAX_EXTRA + (goes_on in chosen):  # the lead's paragraph goes on: one sentence, as it were
@@ -521,7 +514,7 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
         at = book.position(s)
         return s.chunk.source != source, 1 << 30 if at is None else at
 
-    rest = sorted(chosen[1 + len(pinned):], key=place)
+    rest = [*follows, *sorted(chosen[1 + len(pinned) + len(follows):], key=place)]
     if pinned:  # an argument reads in the note's order: a step of its passage chosen on its own joins it,
         steps = [s for s in rest if _same_passage(s, lead)]  # with the steps between (at most ARGUMENT_SPAN)
         block = sorted([lead, *pinned, *steps], key=place)
@@ -534,6 +527,25 @@ def compose(question: str, asks: str, hit_sources: list[str], book: NoteBook, qv
     if read_next is None:
         read_next = next((c for c in book.chunks.get(source, []) if "Definition and derivation" in c.heading), None)
     return Composed(asks, source, concept, [lead, *rest], read_next)
+
+
+def _settle_lead(lead: Sentence, asks: str, pool: list[Sentence], order: list[int], scores: list[float],
+                 book: NoteBook, source: str) -> tuple[Sentence, list[Sentence], list[Sentence]]:
+    """(lead, pinned, follows): the lead with what it cannot stand without. ``pinned`` is an argument or a
+    conclusion, read in the note's order; ``follows`` is the lead chosen first, when the sentence that opens its
+    paragraph leads instead."""
+    if asks == "why":
+        lead, pinned = _argument(pool, order, scores, source, book, asks) or (lead, [])
+        return lead, pinned, []
+    lead, pinned = _with_conclusion(lead, pool[order[0]], scores[pool.index(lead)] if lead in pool else 0.0,
+                                    scores[order[0]], book, asks)
+    before = None if pinned else _formula_before(lead, book)  # "... ridge multiplies it by the shrinkage
+    if before in pool and scores[pool.index(before)] >= scores[order[0]] - PARAGRAPH_MARGIN:  # factor $...$."
+        return before, [lead], []  # before "Well-determined directions ... are barely touched"
+    opening = None if pinned else _paragraph_opening(lead, book, asks)
+    if opening in pool and lead in pool and scores[pool.index(opening)] >= scores[pool.index(lead)] - OPENING_MARGIN:
+        return opening, [], [lead]  # "Every string is a sequence of bytes ..." before "An é is two bytes ..."
+    return lead, pinned, []
 
 
 def _candidates(question: str, asks: str, lead: Sentence, pinned: bool, pool: list[Sentence], order: list[int],
@@ -627,6 +639,22 @@ def _formula_before(lead: Sentence, book: NoteBook) -> Sentence | None:
         return None
     before = own[at - 1]
     return before if _same_passage(before, lead) and before.has_formula and not before.bare else None
+
+
+OPENING_MARGIN = 0.10  # a paragraph's opening sentence scores at most this far below the lead, its second
+
+
+def _paragraph_opening(lead: Sentence, book: NoteBook, asks: str) -> Sentence | None:
+    """The sentence that opens the lead's paragraph when the lead is its second sentence: the claim the lead
+    goes on from ("Every string is a sequence of bytes, and all 256 bytes are in the vocabulary ..." before
+    "An é is two bytes in UTF-8 ...")."""
+    own, at = book.sentences(lead.chunk.source), book.position(lead)
+    if at is None or at == 0 or lead.opens or lead.bullet or lead.bare or lead.section == IN_SHORT:
+        return None
+    before = own[at - 1]
+    if not before.opens or before.bare or not _same_passage(before, lead) or not _allowed(before, asks):
+        return None
+    return before
 
 
 ARGUMENT_MARGIN = 0.15  # the argument's best sentence scores at most this far below the best sentence

@@ -280,3 +280,11 @@ def assert_in_order(text: str, *parts: str) -> None:
     """Every part occurs in the text, in the given order."""
     places = [text.find(p) for p in parts]
     assert -1 not in places and places == sorted(places), text
+
+
+def test_a_lead_that_goes_on_from_its_paragraphs_opening_comes_after_it(full_retriever):
+    # "An é is two bytes ..." illustrates the paragraph's first sentence, which is the answer itself.
+    text = answer("How can GPT-2 handle emojis or words it has never seen without ever producing an 'unknown' "
+                  "token?", retriever=full_retriever).text
+    assert text.startswith("Every string is a sequence of bytes, and all 256 bytes are in the vocabulary")
+    assert_in_order(text, "all 256 bytes are in the vocabulary", "An é is two bytes")
