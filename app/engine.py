@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import attention_maps
+from app.figures_view import figures_for_answer, note_with_figures
 from graphrag import GraphRetriever
 from graphrag import view as graph_view
 from graphrag.paths import UnknownConcept, learning_path
 from graphrag.store import ensure_graph
 from rag.answering import Answer, stream_answer, warm_sentences
 from rag.corpus import Note, load_corpus
+from rag.figures import ensure_drawn, figures_dir
 from rag.generators import get_generator
 from rag.index import note_hash, update_index
 from rag.models import ModelNotFound, generator_gguf_path
@@ -85,6 +87,7 @@ class Engine:
     settings: Settings = field(default_factory=get_settings)
     _refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _seen: dict[str, str] | None = field(default=None, repr=False)
+    figures: list[dict] = field(default_factory=list)  # the drawn figures (rag.figures manifest rows)
 
     @property
     def home(self) -> Path:
@@ -100,8 +103,27 @@ class Engine:
             get_generator(generators[0], settings)
             retriever.search("warm up", k=1)
             _warm_in_background(retriever)
-        return cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent),
-                   settings)
+        engine = cls(retriever, generators, load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent),
+                     settings)
+        engine.draw_figures()
+        return engine
+
+    def draw_figures(self, progress: bool = False) -> None:
+        """Draw the notes' figures not drawn yet (cached by their code); a failing block is logged, not fatal."""
+        try:
+            self.figures, errors = ensure_drawn(self.notes, self.home, progress=progress)
+        except OSError as exc:  # a read-only home: serve without the figures
+            log.warning("mathrag: the notes' figures could not be drawn: %s", exc)
+            return
+        for file, error in errors.items():
+            log.warning("mathrag: figure %s failed: %s", file, error)
+
+    @property
+    def figures_dir(self) -> Path:
+        return figures_dir(self.home)
+
+    def answer_figures(self, reply: Answer) -> list[dict]:
+        return figures_for_answer(reply.citations, self.figures) if reply.covered else []
 
     def refresh(self, progress: bool = False) -> str | None:
         """Pick up edited, added or removed notes while serving; returns what changed, or None.
@@ -122,6 +144,7 @@ class Engine:
             # (also when the home is read-only and the stored index is served as it is).
             self._seen = None if report.reason.startswith("another process") else hashes
             old, self.retriever, self.notes = self.retriever, GraphRetriever(index, self.settings, data=data), notes
+            self.draw_figures()
             before = old.index.manifest.get("notes", {})
             changed = sorted(s for s in set(before) | set(hashes) if before.get(s) != hashes.get(s))
             message = f"notes changed ({', '.join(changed)}); the index now has {len(index)} chunks"
@@ -151,7 +174,7 @@ class Engine:
         prereqs = ", ".join(self.title_of(s) for s in note.prerequisites) or "none"
         header = (f"*{note.area.replace('_', ' ')}* · `{note.source}` · prerequisites: {prereqs}\n\n"
                   f"> {escape_html(note.summary)}\n\n")
-        return header + escape_html(note.body)
+        return header + note_with_figures(note, self.figures, self.home, escape_html)
 
     def title_of(self, slug: str) -> str:
         return next((n.title for n in self.notes if n.slug == slug), slug)

@@ -1,7 +1,7 @@
 """Start the app: load the models once, then serve on 127.0.0.1 with a bounded queue.
 
 Analytics are off, share links are made only on request, and the app serves
-no files from disk beyond Gradio's own (``allowed_paths`` stays empty).
+no files from disk beyond Gradio's own and the notes' drawn figures (``allowed_paths`` is that one folder).
 While it serves, a background thread looks for edited notes every few seconds
 and brings the index and the graph up to date (:meth:`Engine.refresh`).
 """
@@ -59,7 +59,7 @@ def launch(engine: Engine | None = None, *, host: str = "127.0.0.1", port: int =
         watch_notes(engine, watch, stop)
         demo.close = _also(demo.close, stop.set)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
-                            quiet=not block, show_error=True, allowed_paths=[], css=CSS,
+                            quiet=not block, show_error=True, allowed_paths=[str(engine.figures_dir)], css=CSS,
                             footer_links=["api"])
     if block:
         print(f"mathrag: serving on {url}  (Ctrl+C to stop)", flush=True)

@@ -7,8 +7,10 @@ paths, attention maps, fine-tuned adapters) each get a tab of their own.
   display ``$$...$$``), example questions, and a side panel with the answer
   settings and the notes the last answer cited (open one in the Notes tab).
   Every answer is followed by a collapsible "Sources" entry listing each cited
-  chunk: note title, section, score, and the chunk's text when expanded.
-- **Notes**: browse the corpus by area and read a note, rendered with its math.
+  chunk: note title, section, score, and the chunk's text when expanded; before
+  it, collapsed, the figure of a cited section (:mod:`app.figures_view`).
+- **Notes**: browse the corpus by area and read a note, rendered with its math
+  and its figures in place.
 - **Knowledge graph**: the concepts behind the last answer (a picture of the
   subgraph its hits came through) and a learning-path finder.
 - **Inside the model**: attention heatmaps of a chosen layer and head, for the
@@ -28,6 +30,7 @@ import gradio as gr
 
 from app import attention_maps
 from app.engine import Engine, escape_html, note_link_choices, sources_markdown
+from app.figures_view import figure_markdown
 from rag.generators import GeneratorError
 from rag.text import MAX_QUESTION_CHARS, QuestionError
 
@@ -46,6 +49,11 @@ CSS = """
 #sources-panel .prose { font-size: 0.9em; }
 footer { display: none !important; }
 """
+
+
+def short(text: str, limit: int = 90) -> str:
+    """``text`` cut at a word to at most ``limit`` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def _conversation(history: list[dict]) -> list[dict]:
@@ -90,6 +98,10 @@ def chat_turn(engine: Engine, message: str, history: list[dict], mode: str, gene
     if reply.notices:
         text += "\n\n" + "\n".join(f"*Note: {escape_html(n)}.*" for n in reply.notices)
     history.append({"role": "assistant", "content": text})
+    for row in engine.answer_figures(reply):  # the picture of a cited section, collapsed
+        history.append({"role": "assistant", "content": f"{figure_markdown(engine.home, row)}\n\n"
+                        f"*{escape_html(row['caption'])}*",
+                        "metadata": {"title": f"Figure: {escape_html(short(row['caption']))}", "status": "done"}})
     sources = sources_markdown(reply) if reply.covered else []
     if sources:
         group = f"sources-{len(history)}"

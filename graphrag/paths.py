@@ -18,9 +18,9 @@ import networkx as nx
 
 from graphrag.build import prerequisite_graph
 from graphrag.concepts import word_key
+from rag.corpus import AREAS
 
-AREA_ORDER = ("linear_algebra", "calculus", "probability_statistics", "optimization", "information_theory",
-              "classical_ml", "neural_networks", "transformers_genai")
+AREA_ORDER = AREAS  # one home: the corpus's list of areas
 
 
 class UnknownConcept(ValueError):

@@ -111,7 +111,6 @@ def _strongest_edges(sub: nx.MultiDiGraph) -> dict[str, list[tuple[str, str]]]:
 
 def interactive(sub: nx.MultiDiGraph, title: str = ""):
     """A plotly Figure of the subgraph: nodes by area, edges by type, the summary on hover."""
-    import matplotlib
     import plotly.graph_objects as go
     from matplotlib.colors import to_hex
 
@@ -139,13 +138,12 @@ def interactive(sub: nx.MultiDiGraph, title: str = ""):
                 fig.add_annotation(x=pos[v][0], y=pos[v][1], ax=pos[u][0], ay=pos[u][1], xref="x", yref="y",
                                    axref="x", ayref="y", showarrow=True, arrowhead=2, arrowsize=1.2,
                                    arrowwidth=1.4, arrowcolor=colour, standoff=12, text="")
-    palette = matplotlib.colormaps["tab10"]
     by_area: dict[str, list[str]] = {}
     for n in sub:
         by_area.setdefault(sub.nodes[n].get("area", ""), []).append(n)
     for area in sorted(by_area, key=lambda a: AREA_ORDER.index(a) if a in AREA_ORDER else 99):
         nodes = by_area[area]
-        colour = to_hex(palette(AREA_ORDER.index(area) if area in AREA_ORDER else 9))
+        colour = to_hex(area_colour(area))
         fig.add_trace(go.Scatter(
             x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
             name=area.replace("_", " ") or "other", legendrank=10 + len(fig.data),
@@ -158,9 +156,18 @@ def interactive(sub: nx.MultiDiGraph, title: str = ""):
     return fig
 
 
+def area_colour(area: str) -> tuple:
+    """An area's colour (RGBA): the strong colours of tab20 first, then the light ones; grey for no area."""
+    import matplotlib
+
+    if area not in AREA_ORDER:
+        return (0.6, 0.6, 0.6, 1.0)
+    i = AREA_ORDER.index(area)
+    return matplotlib.colormaps["tab20"](2 * i if i < 10 else 2 * (i - 10) + 1)
+
+
 def draw(sub: nx.MultiDiGraph, title: str = ""):
     """A matplotlib Figure of the subgraph (no pyplot state)."""
-    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -173,9 +180,8 @@ def draw(sub: nx.MultiDiGraph, title: str = ""):
         ax.text(0.5, 0.5, "No graph to show yet: ask a question first.", ha="center", va="center")
         return fig
     pos = layout(sub)
-    palette = matplotlib.colormaps["tab10"]
     areas = [sub.nodes[n].get("area", "") for n in sub]
-    colours = [palette(AREA_ORDER.index(a) if a in AREA_ORDER else 9) for a in areas]
+    colours = [area_colour(a) for a in areas]
     sizes = [900 if sub.nodes[n]["kind"] == "note" else 350 for n in sub]
     for kind, (colour, style) in EDGE_STYLE.items():
         edges = [(u, v) for u, v, k in sub.edges(keys=True) if k == kind]
@@ -188,8 +194,8 @@ def draw(sub: nx.MultiDiGraph, title: str = ""):
     legend = [Line2D([0], [0], color=c, linestyle=s, label=k.replace("_", " ")) for k, (c, s) in EDGE_STYLE.items()
               if k in SHOWN_EDGES]
     shown_areas = sorted({a for a in areas if a}, key=lambda a: AREA_ORDER.index(a) if a in AREA_ORDER else 99)
-    legend += [Line2D([0], [0], marker="o", linestyle="", markerfacecolor=palette(AREA_ORDER.index(a)
-               if a in AREA_ORDER else 9), markeredgecolor="black", label=a.replace("_", " ")) for a in shown_areas]
+    legend += [Line2D([0], [0], marker="o", linestyle="", markerfacecolor=area_colour(a), markeredgecolor="black",
+                      label=a.replace("_", " ")) for a in shown_areas]
     ax.legend(handles=legend, loc="lower left", fontsize=7, framealpha=0.85)
     ax.set_title(title, fontsize=10)
     return fig

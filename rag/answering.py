@@ -56,7 +56,7 @@ from functools import lru_cache
 import numpy as np
 
 from rag.compose import NoteBook, chunk_sentences, classify, compose
-from rag.corpus import load_corpus
+from rag.corpus import load_corpus, strip_code
 from rag.generators import NOT_COVERED, ContextChunk, ExtractiveGenerator, get_generator, sentence_vectors
 from rag.models import load_embedder
 from rag.options import DEFAULT_GENERATOR, AskOptions, check_mode
@@ -69,7 +69,7 @@ from rag.text import clean_question, withhold_instructions
 # Coverage: below MIN_SIMILARITY (cosine of question and best chunk) the notes do not cover a question; below
 # CLEAR_SIMILARITY they do not either when UNKNOWN_SHARE of its terms never occur in the notes. Calibrated on
 # the development questions (see `mathrag eval`: refusal accuracy against false refusals).
-MIN_SIMILARITY = 0.30
+MIN_SIMILARITY = 0.285
 CLEAR_SIMILARITY = 0.55
 UNKNOWN_SHARE = 0.10
 # Only a question of at most this many terms is declined for a name the notes do not teach: a short question
@@ -372,13 +372,13 @@ TAUGHT_SECTIONS = ("Intuition", "Definition and derivation", "Worked example")
 
 def taught_terms(notes) -> frozenset[str]:
     """BM25 terms of what the notes teach, as opposed to what they only mention in passing
-    ("Kalman filters" in a list of uses of Bayes' theorem)."""
+    ("Kalman filters" in a list of uses of Bayes' theorem) or in the code that draws a figure."""
     texts = []
     for n in notes:
         texts += [n.title, " ".join(n.aliases), n.definition, *n.definitions, *n.definitions.values()]
         for section in TAUGHT_SECTIONS:
             m = re.search(rf"^## {section}\n(.*?)(?=^## )", n.body, re.S | re.M)
-            texts.append(m.group(1) if m else "")
+            texts.append("\n".join(line for _, line in strip_code(m.group(1))) if m else "")  # prose, not code
     return _terms(texts)
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-AREAS = (
+AREAS = (  # in the order a learner meets them (the graph's colours and learning paths follow it)
+    "discrete_math",
     "linear_algebra",
     "calculus",
     "probability_statistics",
@@ -35,6 +36,9 @@ AREAS = (
     "classical_ml",
     "neural_networks",
     "transformers_genai",
+    "generative_models",
+    "reinforcement_learning",
+    "ml_systems",
 )
 
 # The H2 sections every note has, in this order (other H2s may sit between).
@@ -46,7 +50,10 @@ REQUIRED_SECTIONS = (
     "Pitfalls and failure modes",
     "Numerical check",
     "See also",
+    "References",
 )
+# Sections a figure may not sit in: the check, the links and the sources are not ideas to draw.
+NO_FIGURE_SECTIONS = {"Numerical check", "See also", "References"}
 
 REQUIRED_KEYS = ("title", "area", "tags", "prerequisites", "related_code", "summary", "definition")
 OPTIONAL_KEYS = ("aliases", "definitions")
@@ -54,6 +61,7 @@ MIN_WORDS, MAX_WORDS = 400, 1500
 MAX_NOTE_BYTES = 1_000_000  # a note is one concept; a file this large is a mistake (or not a note)
 # Modules a check block may import: numpy and a few pure-Python helpers.
 CHECK_IMPORTS = {"numpy", "math", "itertools", "functools", "collections", "fractions"}
+FIGURE_IMPORTS = CHECK_IMPORTS | {"matplotlib", "mpl_toolkits"}  # ... and a figure block, matplotlib too
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
 FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
@@ -95,8 +103,26 @@ class Note:
         return [b for b in code_blocks(self.body, self.body_line) if b.info.split()[:2] == ["python", "check"]]
 
     @property
+    def figure_blocks(self) -> list[CodeBlock]:
+        return [b for b in code_blocks(self.body, self.body_line) if b.info.split()[:2] == ["python", "figure"]]
+
+    @property
     def word_count(self) -> int:
-        return prose_word_count(self.body)
+        """Words of prose outside code, not counting the list of references."""
+        return prose_word_count(self.body.split("\n## References", 1)[0])
+
+    def section_at(self, line: int) -> tuple[str, str]:
+        """(H2, H3) headings of the section that holds file line ``line`` ("" where there is none)."""
+        h2 = h3 = ""
+        for i, text in strip_code(self.body):
+            if self.body_line + i - 1 > line:
+                break
+            m = HEADING_RE.match(text)
+            if m and len(m.group(1)) == 2:
+                h2, h3 = m.group(2), ""
+            elif m and len(m.group(1)) == 3:
+                h3 = m.group(2)
+        return h2, h3
 
 
 # --------------------------------------------------------------------------- parsing
@@ -345,8 +371,8 @@ def links(body: str) -> list[str]:
 # --------------------------------------------------------------------------- validation
 
 
-def check_imports(code: str) -> list[str]:
-    """Modules imported by a check block that are not allowed (numpy and a few stdlib ones)."""
+def check_imports(code: str, allowed_modules: set[str] = CHECK_IMPORTS) -> list[str]:
+    """Modules imported by a check (or figure) block that are not allowed (numpy and a few stdlib ones)."""
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:
@@ -358,8 +384,8 @@ def check_imports(code: str) -> list[str]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             names = [node.module or ""]
-        allowed = ", ".join(sorted(CHECK_IMPORTS))
-        bad += [f"imports '{n}' (allowed: {allowed})" for n in names if n.split(".")[0] not in CHECK_IMPORTS]
+        allowed = ", ".join(sorted(allowed_modules))
+        bad += [f"imports '{n}' (allowed: {allowed})" for n in names if n.split(".")[0] not in allowed_modules]
     return bad
 
 
@@ -374,6 +400,8 @@ def validate_note(note: Note, root: Path | None = None) -> list[str]:
     problems += math_problems(note.body, note.body_line)
     problems += _link_problems(note)
     problems += _check_block_problems(note)
+    problems += figure_block_problems(note)
+    problems += _references_problems(note)
     return problems
 
 
@@ -451,6 +479,35 @@ def _check_block_problems(note: Note) -> list[str]:
         if "assert" not in block.code:
             problems.append("check block asserts nothing")
     return problems
+
+
+FIGURE_CAPTION = re.compile(r"^#\s*(\S.{9,})$")  # the block's first line: "# What the figure shows."
+
+
+def figure_block_problems(note: Note) -> list[str]:
+    """The rules the ``python figure`` blocks break: at least one, a caption comment first, allowed imports,
+    no saving or showing (the runner saves the figure), and not in the check, the links or the sources."""
+    figures = note.figure_blocks
+    problems = [] if figures else ["needs at least one ```python figure block"]
+    for block in figures:
+        where = f"figure block at line {block.line}"
+        if not FIGURE_CAPTION.match(block.code.splitlines()[0] if block.code.strip() else ""):
+            problems.append(f"{where}: its first line must be a '# caption' comment of at least 10 characters")
+        problems += [f"{where}: {p}" for p in check_imports(block.code, FIGURE_IMPORTS)]
+        if re.search(r"\b(?:savefig|show)\s*\(", block.code):
+            problems.append(f"{where}: calls savefig or show; the runner saves the current figure")
+        if note.section_at(block.line)[0] in NO_FIGURE_SECTIONS:
+            problems.append(f"{where}: sits in '{note.section_at(block.line)[0]}'; put it where its idea is taught")
+    return problems
+
+
+def _references_problems(note: Note) -> list[str]:
+    """The ``## References`` section must list at least one source (a bullet)."""
+    body = note.body.split("\n## References", 1)
+    if len(body) < 2:
+        return []  # the missing section is a layout problem
+    items = [line for line in body[1].splitlines()[1:] if line.startswith(("- ", "* ", "1. "))]
+    return [] if items else ["'## References' lists no source (one bullet per source)"]
 
 
 def corpus_problems(notes: list[Note]) -> list[str]:

@@ -12,10 +12,18 @@ from rag.settings import INDEX_KINDS
 
 def cmd_index(args: argparse.Namespace) -> int:
     from graphrag.store import ensure_graph
+    from rag.corpus import load_corpus
+    from rag.figures import ensure_drawn
     from rag.index import update_index
+    from rag.settings import get_settings
 
     index, report = update_index(rebuild=args.rebuild, kind=args.kind, progress=not args.json)
     also = [graph_summary(*ensure_graph(index, rebuild=args.rebuild, progress=not args.json))]  # the graph follows
+    settings = get_settings()  # ... and the notes' figures (only those whose code changed are drawn again)
+    rows, errors = ensure_drawn(load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent), settings.home,
+                                progress=not args.json)
+    also.append(f"{len(rows)} figures in {settings.home / 'figures'}"
+                + "".join(f"; {file} failed: {error}" for file, error in errors.items()))
     if args.json:
         print(json.dumps({**report.__dict__, "chunks": len(index), "kind": index.kind,
                           "path": str(index.path), "also": also}, indent=2))
@@ -30,7 +38,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("index", help="build or update the search index (only changed notes are re-embedded)",
                        description="Build the FAISS + BM25 index over the notes, or bring it up to date; the "
-                                   "knowledge graph follows it.")
+                                   "knowledge graph and the notes' figures follow it.")
     p.add_argument("--rebuild", action="store_true", help="re-embed every note instead of only changed ones")
     p.add_argument("--kind", default="auto", choices=INDEX_KINDS,
                    help="FAISS index type (default: auto = exact below 20,000 chunks)")

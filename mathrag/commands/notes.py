@@ -11,6 +11,7 @@ from pathlib import Path
 from mathrag.commands.options import add_json
 from rag import __version__
 from rag import corpus as corpus_mod
+from rag import figures as figures_mod
 from rag.models import ModelNotFound, embedding_model_dir, generator_gguf_path
 from rag.settings import get_settings
 
@@ -20,8 +21,18 @@ def cmd_notes(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).is_file()]
     if missing:
         raise ValueError(f"no such note: {missing[0]}")
-    if args.check:
-        return corpus_mod.main([str(p) for p in args.paths])
+    if args.check:  # the rules and the check blocks, then every figure block (drawn into a folder thrown away)
+        failed = corpus_mod.main([str(p) for p in args.paths])
+        return figures_mod.main([str(p) for p in args.paths]) or failed
+    if args.figures:  # the whole corpus: the manifest lists every note's figures
+        if args.paths:
+            raise ValueError("--figures draws every note's figures; give no note paths (--check draws some)")
+        notes = corpus_mod.load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent)
+        rows, errors = figures_mod.ensure_drawn(notes, settings.home, progress=True)
+        print(f"{len(rows)} figures in {figures_mod.figures_dir(settings.home)}")
+        for file, error in errors.items():
+            print(f"FAIL {file}: {error}")
+        return 1 if errors else 0
     paths = [Path(p) for p in args.paths] or corpus_mod.note_paths(settings.corpus_dir)
     notes, errors = [], []
     for path in paths:
@@ -76,7 +87,10 @@ def register(sub) -> None:
     p = sub.add_parser("notes", help="list the notes, or validate them and run their checks",
                        description="List the notes of the corpus, or validate them (--check).")
     p.add_argument("paths", nargs="*", help="note files (default: the whole corpus)")
-    p.add_argument("--check", action="store_true", help="validate front matter, sections, math and links; run checks")
+    p.add_argument("--check", action="store_true",
+                   help="validate front matter, sections, math and links; run the checks and the figure blocks")
+    p.add_argument("--figures", action="store_true",
+                   help="draw every note's figures into MATHRAG_HOME/figures (only changed ones again)")
     add_json(p, "the list")
     p.set_defaults(func=cmd_notes)
 

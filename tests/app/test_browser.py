@@ -85,7 +85,28 @@ def test_open_a_cited_note_in_the_notes_tab(page):
     assert any(f"corpus/{path}" in text for path in ("neural_networks/activation_functions.md",
                                                        "classical_ml/logistic_regression.md"))
     assert view.locator(".katex").count() > 5
+    # The note's figure, drawn by its own code, in place with its caption.
+    assert "Figure:" in text and "The code that draws it" in text
+    assert loaded_width(page, view.locator("img").first) > 200
     page.get_by_role("tab", name="Chat").click()
+
+
+def loaded_width(page, image) -> int:
+    """The picture's natural width once the browser has loaded it (0 if it could not be loaded)."""
+    image.wait_for(timeout=30_000)
+    handle = image.element_handle()
+    page.wait_for_function("el => el.complete", arg=handle, timeout=30_000)
+    return page.evaluate("el => el.naturalWidth", handle)
+
+
+def test_an_answer_shows_the_figure_of_the_note_it_cites_collapsed(page):
+    ask(page, "What is the singular value decomposition?")
+    chat = page.locator("#chatbot")
+    entry = page.get_by_text(re.compile(r"Figure: The unit circle")).last
+    entry.wait_for(timeout=30_000)
+    assert chat.locator("img").count() == 0 or not chat.locator("img").last.is_visible()  # collapsed at first
+    entry.click()
+    assert loaded_width(page, chat.locator("img").last) > 200
 
 
 def settled_messages(page, tries: int = 30) -> int:

@@ -40,6 +40,22 @@ assert abs(((3 + h) ** 2 - (3 - h) ** 2) / (2 * h) - {slope}) < 1e-6
 
 ## See also
 - [Other](other.md)
+
+## References
+- Strang, G. (2016). *Introduction to Linear Algebra*. Wellesley-Cambridge Press. Derivatives of powers.
+"""
+
+FIGURE = """
+```python figure
+# The parabola x squared and its tangent at x = 3.
+import numpy as np
+import matplotlib.pyplot as plt
+x = np.linspace(0, 5, 50)
+fig, ax = plt.subplots(figsize=(4, 3))
+ax.plot(x, x ** 2, label="$x^2$")
+ax.plot(x, 9 + 6 * (x - 3), label="tangent at 3")
+ax.legend()
+```
 """
 
 
@@ -47,7 +63,7 @@ def write_note(folder, slug="tiny", *, title="Tiny Note", slope=6, prereqs="[]",
     area = folder / "calculus"
     area.mkdir(parents=True, exist_ok=True)
     (area / "other.md").write_text("---\ntitle: Other\n---\n# Other\n", encoding="utf-8")
-    prose = " ".join(["word"] * 420)
+    prose = " ".join(["word"] * 420) + "\n" + FIGURE.replace("{", "{{").replace("}", "}}")
     body = GOOD_BODY.format(prose=prose, slope=slope) + extra_body
     front = front or textwrap.dedent(f"""\
         title: {title}
@@ -140,3 +156,39 @@ def test_prerequisite_cycles_and_dangling_names(tmp_path):
     problems = "\n".join(corpus_problems(load_corpus(tmp_path, root=tmp_path)))
     assert "prerequisite 'nowhere' is not a note" in problems
     assert "prerequisites form a cycle" in problems
+
+
+def _with_figure(tmp_path, old: str, new: str):
+    path = write_note(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    return validate_note(parse_note(path, root=tmp_path), root=tmp_path)
+
+
+@pytest.mark.parametrize("old, new, problem", [
+    ("# The parabola x squared and its tangent at x = 3.\n", "", "'# caption' comment"),
+    ("ax.legend()", "ax.legend()\nplt.savefig('x.png')", "calls savefig or show"),
+    ("import numpy as np\nimport matplotlib", "import scipy\nimport numpy as np\nimport matplotlib", "imports 'scipy'"),
+    ("```python figure", "```python plot", "needs at least one ```python figure block"),
+    ("- Strang, G. (2016)", "Strang, G. (2016)", "'## References' lists no source"),
+    ("## References\n", "", "missing section '## References'"),
+])
+def test_figure_blocks_and_references_follow_the_rules(tmp_path, old, new, problem):
+    problems = _with_figure(tmp_path, old, new)
+    assert any(problem in p for p in problems), problems
+
+
+def test_a_figure_in_the_numerical_check_is_refused(tmp_path):
+    path = write_note(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    block = FIGURE.strip("\n")
+    text = text.replace(block, "").replace("Finite differences agree.\n", f"Finite differences agree.\n\n{block}\n")
+    path.write_text(text, encoding="utf-8")
+    problems = validate_note(parse_note(path, root=tmp_path), root=tmp_path)
+    assert any("sits in 'Numerical check'" in p for p in problems), problems
+
+
+def test_references_do_not_count_as_prose(tmp_path):
+    path = write_note(tmp_path)
+    before = parse_note(path, root=tmp_path).word_count
+    path.write_text(path.read_text(encoding="utf-8") + "- " + "cited " * 2000 + "\n", encoding="utf-8")
+    assert parse_note(path, root=tmp_path).word_count == before
