@@ -250,10 +250,27 @@ class NoteBook:
         if note is None:
             return []
         title = re.sub(r"\([^)]*\)", "", note.title)
-        parts = [re.sub(r"^(?:the|a|an)\s+", "", p.strip(), flags=re.I)  # "the Normal Equations" -> ...
-                 for p in re.split(r":|,| and | vs\.? |&", title)]
+        pieces = re.split(r"(:|,| and | vs\.? |&)", title)  # parts, with the separators between them
+        parts = [re.sub(r"^(?:the|a|an)\s+", "", p.strip(), flags=re.I) for p in pieces[::2]]  # "the Normal ..."
+        parts = [_shared_head(p, after, note.body) if sep == " and " else p
+                 for p, sep, after in zip(parts, [*pieces[1::2], ""], [*parts[1:], ""], strict=True)]
         parts = [p for p in parts if len(p) > 2]
         return list(dict.fromkeys([note.title, *parts, *note.aliases, *note.definitions]))
+
+
+def _shared_head(part: str, after: str, body: str) -> str:
+    """A one-word title part that shares the next part's head noun: "Vector" of "Vector and Matrix Norms" is
+    "Vector Norms" (a singular word before a plural head), "Batch" of "Batch and Layer Normalization" is "Batch
+    Normalization" (as the note says it); "Tokenization" of "Tokenization and Byte-Pair Encoding" and
+    "Convolution" of "Convolution and Convolutional Networks" stay themselves."""
+    words = after.split()
+    if " " in part or len(words) < 2:
+        return part
+    head = words[-1]
+    joined = f"{part} {head}"
+    # A singular modifier before a plural head ("Vector and Matrix *Norms*") or the note's own usage.
+    modifies = head.endswith("s") and not part.endswith("s") and not after.lower().startswith(part.lower())
+    return joined if modifies or re.search(rf"\b{re.escape(joined)}", body, re.I) else part
 
 
 def named_term(question: str, note: Note | None, names: list[str]) -> str | None:

@@ -288,3 +288,20 @@ def test_a_lead_that_goes_on_from_its_paragraphs_opening_comes_after_it(full_ret
                   "token?", retriever=full_retriever).text
     assert text.startswith("Every string is a sequence of bytes, and all 256 bytes are in the vocabulary")
     assert_in_order(text, "all 256 bytes are in the vocabulary", "An é is two bytes")
+
+
+def test_a_title_word_that_shares_the_next_parts_head_is_named_with_it():
+    # "Vector" alone would make every question about a vector a question about norms.
+    from pathlib import Path
+
+    from rag.compose import NoteBook
+    from rag.corpus import parse_note
+
+    notes = [parse_note(Path(f"corpus/{p}")) for p in ("linear_algebra/norms.md",
+                                                         "neural_networks/batch_layer_normalization.md",
+                                                         "transformers_genai/tokenization_bpe.md")]
+    book = NoteBook.build(notes, [])
+    norms, batch, bpe = (book.names(n.source) for n in notes)
+    assert "Vector Norms" in norms and "Matrix Norms" in norms and "Vector" not in norms
+    assert "Batch Normalization" in batch and "Batch" not in batch
+    assert "Tokenization" in bpe and "Byte-Pair Encoding" in bpe
