@@ -69,7 +69,7 @@ from rag.text import clean_question, withhold_instructions
 # Coverage: below MIN_SIMILARITY (cosine of question and best chunk) the notes do not cover a question; below
 # CLEAR_SIMILARITY they do not either when UNKNOWN_SHARE of its terms never occur in the notes. Calibrated on
 # the development questions (see `mathrag eval`: refusal accuracy against false refusals).
-MIN_SIMILARITY = 0.285
+MIN_SIMILARITY = 0.29
 CLEAR_SIMILARITY = 0.55
 UNKNOWN_SHARE = 0.10
 # Only a question of at most this many terms is declined for a name the notes do not teach: a short question
@@ -275,7 +275,8 @@ def unknown_compound(question: str, compounds: frozenset[str]) -> str | None:
 # Head nouns that turn the word before them into the name of a technique: "*diffusion* model", "*Viterbi*
 # algorithm", "*Fourier* transform".
 TECHNIQUE_HEADS = frozenset({"model", "network", "algorithm", "method", "filter", "transform", "equation",
-                             "theorem", "test", "trick", "layer", "process", "machine", "autoencoder"})
+                             "theorem", "test", "trick", "layer", "process", "machine", "autoencoder", "decoding",
+                             "search"})
 
 
 def untaught_technique(question: str, taught: frozenset[str]) -> str | None:

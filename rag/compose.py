@@ -74,7 +74,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ("compare", re.compile(r"\b(?:difference between|differ(?:s|ent)? from|differ\b|versus|vs\.?|compare[ds]?|"
                            r"comparison|relat(?:ed|ion|ionship) (?:to|between|with)|connection between|"
                            r"connected to|same as|instead of)\b", re.I)),
-    ("example", re.compile(r"\b(?:examples?|worked|for instance|show me|walk (?:me )?through|work through|"
+    # "an example", "example of": asking for one; not "an *adversarial* example" or "training examples" (a thing).
+    ("example", re.compile(r"\b(?:(?:an?|another|some|one|concrete|simple|small|numerical|numeric|toy) examples?|"
+                           r"examples? (?:of|with|for|where|using|in which)|worked|for instance|show me|"
+                           r"walk (?:me )?through|work through|"
                            r"step by step for|evaluate .* at|fit .* to the points|"
                            r"what (?:is|are) .* (?:at|for) (?:x|t|n|p|k) ?=)\b|\(\d+, ?\d+\)|\d+/\d+, \d+/\d+|"
                            r"\bof a (?:single|fair)\b", re.I)),
@@ -601,18 +604,18 @@ EXAMPLE_MARGIN = 0.10  # ... and through every sentence that scores this close t
 def _worked_example(question: str, pool: list[Sentence], scores: list[float], book: NoteBook) -> list[Sentence] | None:
     """For an example question: the worked example that fits it, shown in the note's order from the
     start of its part (a bold head such as "**Single variable.**", else the section's start) through its
-    working, to the end of a paragraph, as a teacher works it on the board. The note is the one whose
-    worked example uses the question's own numbers (the points $(0, 1), (1, 3), \\dots$ of a fit), else
-    the best-scoring one."""
+    working, to the end of a paragraph, as a teacher works it on the board. The note is the one, of all the
+    notes, whose worked example uses the points the question gives ($(0, 1), (1, 3), \\dots$ of a fit); else
+    the retrieved note whose example shares most of its numbers; else the best-scoring one."""
     score_of = {id(s): sc for s, sc in zip(pool, scores, strict=True)}
     candidates = [s for s in pool if s.section == "Worked example"]
-    if not candidates:
-        return None
     asked = _number_pairs(question)
-    fit = {src: len(asked & _number_pairs(" ".join(s.text for s in book.sentences(src)
-                                                    if s.section == "Worked example")))
-           for src in {s.chunk.source for s in candidates}}
-    best = max(candidates, key=lambda s: (fit[s.chunk.source] if max(fit.values()) >= 2 else 0, score_of[id(s)]))
+    fit = {src: len(asked & _example_pairs(src, book)) for src in {s.chunk.source for s in candidates}}
+    best = _example_with_numbers(question, book)  # the points the question gives, worked in some note
+    if best is None and not candidates:
+        return None
+    best = best or max(candidates, key=lambda s: (fit[s.chunk.source] if max(fit.values()) >= 2 else 0,
+                                                  score_of[id(s)]))
     own, at = book.sentences(best.chunk.source), book.position(best)
     if at is None:
         return None
@@ -622,10 +625,39 @@ def _worked_example(question: str, pool: list[Sentence], scores: list[float], bo
         start = max((k for k in part if start <= k <= at and own[k].opens), default=at)
     part = [k for k in part if k >= start]
     part = part[:next((n for n, k in enumerate(part) if n and own[k].text.startswith("**")), EXAMPLE_SPAN)]
-    close = [k for k in part if score_of.get(id(own[k]), -1.0) >= score_of[id(best)] - EXAMPLE_MARGIN]
+    close = [k for k in part if score_of.get(id(own[k]), -1.0) >= score_of.get(id(best), 0.0) - EXAMPLE_MARGIN]
     end = max(at, start + EXAMPLE_STEPS - 1, *close)
     end = next((k - 1 for k in part if k > end and own[k].opens), part[-1])  # the end of its paragraph
     return own[start:end + 1]
+
+
+def _example_pairs(source: str, book: NoteBook) -> set[tuple[str, str]]:
+    return _number_pairs(" ".join(s.text for s in book.sentences(source) if s.section == "Worked example"))
+
+
+def _example_with_numbers(question: str, book: NoteBook) -> Sentence | None:
+    """The first sentence stating the question's points in the worked example, in any note, that uses at least
+    MIN_POINTS of the points the question gives ("fit a line to (0,1), (1,3), (2,4), (3,4)"): the retrieved
+    notes may all work other numbers."""
+    asked = _points(question)
+    if len(asked) < MIN_POINTS:
+        return None
+    fit = {src: len(asked & _points(" ".join(s.text for s in book.sentences(src) if s.section == "Worked example")))
+           for src in book.notes}
+    source = max(sorted(fit), key=fit.get)
+    if fit[source] < MIN_POINTS:
+        return None
+    return next((s for s in book.sentences(source) if s.section == "Worked example" and asked & _points(s.text)),
+                None)
+
+
+MIN_POINTS = 3
+_POINT = re.compile(r"\(\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)")
+
+
+def _points(text: str) -> set[tuple[str, str]]:
+    """The points "(x, y)" a text writes, as pairs of number strings."""
+    return set(_POINT.findall(text))
 
 
 def _number_pairs(text: str) -> set[tuple[str, str]]:

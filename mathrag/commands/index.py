@@ -20,10 +20,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     index, report = update_index(rebuild=args.rebuild, kind=args.kind, progress=not args.json)
     also = [graph_summary(*ensure_graph(index, rebuild=args.rebuild, progress=not args.json))]  # the graph follows
     settings = get_settings()  # ... and the notes' figures (only those whose code changed are drawn again)
-    rows, errors = ensure_drawn(load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent), settings.home,
-                                progress=not args.json)
-    also.append(f"{len(rows)} figures in {settings.home / 'figures'}"
-                + "".join(f"; {file} failed: {error}" for file, error in errors.items()))
+    try:
+        rows, errors = ensure_drawn(load_corpus(settings.corpus_dir, root=settings.corpus_dir.parent),
+                                    settings.home, progress=not args.json)
+        also.append(f"{len(rows)} figures in {settings.home / 'figures'}"
+                    + "".join(f"; {file} failed: {error}" for file, error in errors.items()))
+    except OSError as exc:  # a read-only home still serves its stored index; the figures wait
+        also.append(f"figures not drawn: {exc.strerror or exc} ({settings.home / 'figures'})")
     if args.json:
         print(json.dumps({**report.__dict__, "chunks": len(index), "kind": index.kind,
                           "path": str(index.path), "also": also}, indent=2))

@@ -135,7 +135,7 @@ def test_gold_statements_and_direct_openings_are_judged_as_a_reader_would():
 
 
 def test_an_untaught_kind_of_a_taught_thing_is_declined(full_retriever):
-    # "decoding" is taught; "speculative" occurs nowhere in the notes: a technique of its own.
+    # "decoding" is taught; "speculative" is mentioned once, in a pitfall, and never taught: a technique of its own.
     reply = answer("How does speculative decoding speed up inference in large language models?",
                    retriever=full_retriever)
     assert not reply.covered
@@ -144,8 +144,9 @@ def test_an_untaught_kind_of_a_taught_thing_is_declined(full_retriever):
 
 
 @pytest.mark.parametrize("question, covered", [
-    ("How do I compute the p-value of a two-sample t-test?", False),  # a hyphenated name no note writes
-    ("How does a diffusion model generate images?", False),  # mentioned in passing, never taught
+    ("How do I compute the p-value of a Mann-Whitney U-test?", False),  # a hyphenated name no note writes
+    ("How does a Kalman filter track a moving object?", False),  # mentioned in passing, never taught
+    ("How does a diffusion model generate images?", True),  # taught since the generative-models notes
     ("What does the Gram-Schmidt process produce and how does it work?", True),  # the notes write Gram–Schmidt
     ("How does the Adam optimizer use its first moment?", True),
 ])
