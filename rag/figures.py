@@ -4,7 +4,7 @@ A note teaches from a picture: each has at least one ```` ```python figure ```` 
 whose idea it draws. The block's first line is a comment, its caption; the code draws with matplotlib on the
 current figure and never saves or shows it. This module runs the blocks and keeps the PNGs:
 
-- every block runs in a fresh namespace of one worker process (matplotlib is imported once for all of them,
+- every block runs in a fresh namespace of a worker process (one per core, each importing matplotlib once,
   with the non-interactive Agg backend), with a per-figure time limit;
 - a PNG is named by the note, the block's position and a hash of its code, so a changed block is drawn again
   and an unchanged one is not;
@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -87,20 +88,34 @@ for job in json.load(sys.stdin):
 '''
 
 
+WORKERS = 4  # at most this many worker processes (and no more than the machine's cores)
+
+
 def draw(figures: list[Figure], out_dir: Path, progress: bool = False) -> dict[str, str | None]:
-    """Run the figure blocks in one worker process; PNGs go to ``out_dir``. Returns file -> error (None: drawn)."""
+    """Run the figure blocks in worker processes, one per core (at most WORKERS), each importing matplotlib
+    once; PNGs go to ``out_dir``. Returns file -> error (None: drawn)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [{"code": f.code, "line": f.line, "path": f.source, "out": str(out_dir / f.file), "dpi": DPI,
              "timeout": int(FIGURE_TIMEOUT)}
             for f in figures]
-    results: dict[str, str | None] = {f.file: "not run" for f in figures}
     if not jobs:
         return {}
+    results: dict[str, str | None] = {f.file: "not run" for f in figures}
+    n = max(1, min(WORKERS, os.cpu_count() or 1, len(jobs) // 8 + 1))
+    with tqdm(total=len(jobs), desc="figures", unit="fig", disable=not progress) as bar, \
+            ThreadPoolExecutor(n) as pool:
+        for share in pool.map(lambda k: _run_worker(jobs[k::n], bar), range(n)):
+            results.update(share)
+    return results
+
+
+def _run_worker(jobs: list[dict], bar) -> dict[str, str | None]:
+    """One worker process over ``jobs``: file -> error (None: drawn); a worker that dies names why."""
+    results: dict[str, str | None] = {Path(j["out"]).name: "not run" for j in jobs}
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
-    with tempfile.TemporaryDirectory() as cwd, tqdm(total=len(jobs), desc="figures", unit="fig",
-                                                      disable=not progress) as bar:
+    with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
+                                stderr=err, text=True, cwd=cwd, env=env)
         proc.stdin.write(json.dumps(jobs))
         proc.stdin.close()
         for line in proc.stdout:  # each figure has its own time limit (an alarm in the worker)
@@ -108,7 +123,8 @@ def draw(figures: list[Figure], out_dir: Path, progress: bool = False) -> dict[s
             results[Path(row["out"]).name] = row["error"]
             bar.update(1)
         if proc.wait() and "not run" in results.values():
-            tail = (proc.stderr.read().strip().splitlines() or ["(no output)"])[-1]
+            err.seek(0)
+            tail = (err.read().strip().splitlines() or ["(no output)"])[-1]
             results = {k: v if v != "not run" else f"the worker stopped: {tail}" for k, v in results.items()}
     return results
 
