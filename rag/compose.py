@@ -610,7 +610,7 @@ def _worked_example(question: str, pool: list[Sentence], scores: list[float], bo
     score_of = {id(s): sc for s, sc in zip(pool, scores, strict=True)}
     candidates = [s for s in pool if s.section == "Worked example"]
     asked = _number_pairs(question)
-    fit = {src: len(asked & _example_pairs(src, book)) for src in {s.chunk.source for s in candidates}}
+    fit = {src: len(asked & _number_pairs(_example_text(src, book))) for src in {s.chunk.source for s in candidates}}
     best = _example_with_numbers(question, book)  # the points the question gives, worked in some note
     if best is None and not candidates:
         return None
@@ -631,8 +631,9 @@ def _worked_example(question: str, pool: list[Sentence], scores: list[float], bo
     return own[start:end + 1]
 
 
-def _example_pairs(source: str, book: NoteBook) -> set[tuple[str, str]]:
-    return _number_pairs(" ".join(s.text for s in book.sentences(source) if s.section == "Worked example"))
+def _example_text(source: str, book: NoteBook) -> str:
+    """The text of a note's worked example."""
+    return " ".join(s.text for s in book.sentences(source) if s.section == "Worked example")
 
 
 def _example_with_numbers(question: str, book: NoteBook) -> Sentence | None:
@@ -642,8 +643,7 @@ def _example_with_numbers(question: str, book: NoteBook) -> Sentence | None:
     asked = _points(question)
     if len(asked) < MIN_POINTS:
         return None
-    fit = {src: len(asked & _points(" ".join(s.text for s in book.sentences(src) if s.section == "Worked example")))
-           for src in book.notes}
+    fit = {src: len(asked & _points(_example_text(src, book))) for src in book.notes}
     source = max(sorted(fit), key=fit.get)
     if fit[source] < MIN_POINTS:
         return None
