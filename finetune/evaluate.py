@@ -123,7 +123,7 @@ def pick(examples: list[Example], limit: int | None, styles: list[str] | None) -
 
 def run_finetune_eval(settings: Settings | None = None, *, adapter: str | None = None, embedder: str | None = None,
                       limit: int | None = 40, styles: list[str] | None = None, validation_file: Path | None = None,
-                      progress: bool = True) -> dict:
+                      max_new_tokens: int = 160, progress: bool = True) -> dict:
     """Before/after tables for an adapter and/or an embedder; writes the report files."""
     settings = settings or get_settings()
     if not adapter and not embedder:
@@ -134,8 +134,9 @@ def run_finetune_eval(settings: Settings | None = None, *, adapter: str | None =
         from finetune.lora import adapters_dir
 
         chosen = pick(examples, limit, styles)
-        before = evaluate_generator("smollm2", chosen, settings, progress=progress)
-        after = evaluate_generator(f"smollm2+lora:{adapter}", chosen, settings, progress=progress)
+        before = evaluate_generator("smollm2", chosen, settings, max_new_tokens=max_new_tokens, progress=progress)
+        after = evaluate_generator(f"smollm2+lora:{adapter}", chosen, settings, max_new_tokens=max_new_tokens,
+                                   progress=progress)
         card_path = adapters_dir(settings) / adapter / "run_card.json"
         card = json.loads(card_path.read_text()) if card_path.is_file() else {}
         summary["generator"] = {"adapter": adapter, "examples": len(chosen), "before": before, "after": after,

@@ -244,8 +244,10 @@ def train_lora(settings: Settings | None = None, name: str = "notes", run: LoraR
     target = adapters_dir(settings) / name
     checkpoints = runs_dir(settings) / name
     run = _resume_policy(name, run, target, checkpoints, resume=resume, overwrite=overwrite)
+    given = load_examples(train_file) if train_file else None  # a broken file is said before any data is made
     train_file, validation_file = _data_files(settings, train_file, validation_file, progress)
-    train_examples, val_examples = load_examples(train_file), load_examples(validation_file)
+    train_examples = given if given is not None else load_examples(train_file)
+    val_examples = load_examples(validation_file)
 
     base = ensure_smollm2(settings)
     tokenizer = AutoTokenizer.from_pretrained(str(base))

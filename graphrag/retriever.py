@@ -109,16 +109,21 @@ class GraphRetriever(Retriever):
 
     # ---- search
 
-    def search(self, query: str, k: int = 5, mode: str = "graph-hybrid", **kwargs) -> Hits:
-        """The ``k`` best chunks. Vector modes are ``Retriever``'s; graph modes are answered here."""
+    def search(self, query: str, k: int = 5, mode: str = "graph-hybrid", *, query_vector: np.ndarray | None = None,
+               **kwargs) -> Hits:
+        """The ``k`` best chunks. Vector modes are ``Retriever``'s; graph modes are answered here.
+        query_vector: the query's normalized embedding (384,), when the caller has it already."""
         mode = ALIASES.get(mode, mode)
         if mode not in GRAPH_MODES:
-            return super().search(query, k=k, mode=mode, **kwargs)  # checks the mode and k
+            return super().search(query, k=k, mode=mode, query_vector=query_vector, **kwargs)  # checks mode and k
         k = check_k(k)
         query, _ = clean_question(query)
         if not query.strip() or not len(self.index):
             return Hits()
-        qvec = self.embed_query(query)[0]  # (384,), normalized
+        if query_vector is not None:
+            qvec = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        else:
+            qvec = self.embed_query(query)[0]  # (384,), normalized
         if mode == "graph-local":
             hits = self._local(query, qvec, k)
         elif mode == "graph-global":

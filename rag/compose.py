@@ -282,19 +282,27 @@ def named_term(question: str, note: Note | None, names: list[str]) -> str | None
     longest name said."""
     longest = named_in(question, names)
     defined = named_in(question, list(note.definitions)) if note is not None else None
-    if defined and not (longest and len(longest) > len(defined) and defined.lower() in longest.lower()):
-        return defined
-    return longest
+    if not defined or not longest or len(longest) <= len(defined):
+        return defined or longest
+    inside = defined.lower() in longest.lower()  # "maximum *likelihood* estimation"
+    first = _said_at(question, longest) < _said_at(question, defined)  # "the *Bellman expectation equation*
+    return longest if inside or first else defined  # ... derived from the *return*": the subject comes first
 
 
 def named_in(question: str, names: list[str]) -> str | None:
     """The longest of ``names`` that the question says (whole words, ignoring case and plurals)."""
     best = None
     for name in names:
-        pattern = r"(?<![\w-])" + re.escape(name.lower()).replace(r"\ ", r"[\s-]+") + r"(?:s|es)?(?![\w-])"
-        if re.search(pattern, question.lower()) and (best is None or len(name) > len(best)):
+        if _said_at(question, name) >= 0 and (best is None or len(name) > len(best)):
             best = name
     return best
+
+
+def _said_at(question: str, name: str) -> int:
+    """Where the question says ``name`` (whole words, ignoring case and plurals); -1 where it does not."""
+    pattern = r"(?<![\w-])" + re.escape(name.lower()).replace(r"\ ", r"[\s-]+") + r"(?:s|es)?(?![\w-])"
+    found = re.search(pattern, question.lower())
+    return found.start() if found else -1
 
 
 # --------------------------------------------------------------------------- composing
@@ -334,9 +342,20 @@ def choose_note(question: str, hit_sources: list[str], book: NoteBook) -> tuple[
             on_object = [sn for sn in candidates if named_in(of.group(2), [sn[1]])]
             candidates = on_object or candidates
         source, concept = max(candidates, key=strength)
-        if rank[source] <= 2 or len(concept) >= 6:
+        common = source != hit_sources[0] and not of and _common_word(concept, book)
+        if (rank[source] <= 2 or len(concept) >= 6) and not common:
             return source, concept
     return hit_sources[0], named.get(hit_sources[0])
+
+
+COMMON_SPREAD = 25  # a word in this many notes or more ("derivative", "gradient") names no one note
+
+
+def _common_word(concept: str, book: NoteBook) -> bool:
+    """A one-word concept that many notes use: it does not move the answer off the best-retrieved note
+    ("the outer function's *derivative*" in a question the chain-rule note answers)."""
+    words = content_words(concept)
+    return len(words) == 1 and book.spread(words[0]) >= COMMON_SPREAD
 
 
 @dataclass(frozen=True)

@@ -395,8 +395,9 @@ def _cached(spec: str, home: str) -> Generator:
         gen.condensed_context = True  # a 135M model answers better from a few chosen sentences
         return gen
     if spec.startswith("smollm2+lora:"):
+        adapter = adapter_path(spec, settings)  # before the base model loads
         gen = HFGenerator(ensure_smollm2(settings), spec)
-        gen.model = _with_adapter(gen.model, settings.home / "adapters" / spec.split(":", 1)[1])
+        gen.model = _with_adapter(gen.model, adapter)
         gen.condensed_context = True  # trained on the condensed context the app gives the small model
         return gen
     if spec == "extractive":
@@ -424,13 +425,20 @@ def _cached(spec: str, home: str) -> Generator:
     raise GeneratorError(f"unknown generator '{spec}'; choose one of {', '.join(GENERATOR_KINDS)}")
 
 
+def adapter_path(spec: str, settings: Settings | None = None) -> Path:
+    """The trained adapter that ``smollm2+lora:<name>`` names; a clear error when there is none."""
+    settings = settings or get_settings()
+    path = settings.home / "adapters" / spec.split(":", 1)[1]
+    if not path.name or not (path / "adapter_config.json").is_file():
+        raise GeneratorError(f"no LoRA adapter '{path.name}' under {path.parent}; train one with "
+                             f"`mathrag finetune lora --name {path.name or 'NAME'}`")
+    return path
+
+
 def _with_adapter(model, path: Path):
     """The model with the LoRA adapter at ``path`` merged into its weights (as fast as the base model)."""
     from peft import PeftModel
 
-    if not path.name or not (path / "adapter_config.json").is_file():
-        raise GeneratorError(f"no LoRA adapter '{path.name}' under {path.parent}; train one with "
-                             f"`mathrag finetune lora --name {path.name or 'NAME'}`")
     return PeftModel.from_pretrained(model, str(path)).merge_and_unload().eval()
 
 

@@ -94,16 +94,27 @@ def spread_over_notes(ranked: list[T], k: int, score: Callable[[T], float], note
     note still finds it first; that note's other passages follow other notes' best ones when
     those score close. Scores must be positive; the discounted ones decrease down the list.
     """
+    # Within a note every item has the same discount, so only each note's best remaining item can be
+    # picked next: keep one queue per note, best first (ties: earlier in ``ranked``).
+    queues: dict[str, list[tuple[int, T]]] = {}
+    for i, item in enumerate(ranked):
+        queues.setdefault(note(item), []).append((i, item))
+    for queue in queues.values():
+        queue.sort(key=lambda pair: (-score(pair[1]), pair[0]))
+        queue.reverse()  # pop() takes the best
     taken: dict[str, int] = {}
-    rest, out = list(ranked), []
+    out: list[tuple[T, float]] = []
+    while queues and len(out) < k:
+        def head(name: str) -> tuple[float, int]:
+            i, item = queues[name][-1]
+            return score(item) * factor ** taken.get(name, 0), -i
 
-    def discounted(item: T) -> float:
-        return score(item) * factor ** taken.get(note(item), 0)
-
-    while rest and len(out) < k:
-        item = rest.pop(max(range(len(rest)), key=lambda i: discounted(rest[i])))
-        out.append((item, discounted(item)))
-        taken[note(item)] = taken.get(note(item), 0) + 1
+        name = max(queues, key=head)
+        _, item = queues[name].pop()
+        out.append((item, score(item) * factor ** taken.get(name, 0)))
+        taken[name] = taken.get(name, 0) + 1
+        if not queues[name]:
+            del queues[name]
     return out
 
 

@@ -16,6 +16,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     options = AskOptions(k=args.k, mode=args.mode, generator=args.generator, max_new_tokens=args.max_new_tokens,
                          temperature=args.temperature)  # checked before the retriever loads
+    if options.generator.startswith("smollm2+lora:"):
+        from rag.generators import adapter_path
+
+        adapter_path(options.generator)  # a missing adapter is said before anything loads
     final = None
     shown = 0
     retriever = load_retriever([options.mode], progress=not args.json)

@@ -25,16 +25,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else data_dir(get_settings())
     manifest = build_dataset(seed=args.seed, out=out, progress=not args.json)
-    if args.json:
-        print(json.dumps(manifest, indent=2))
-        return 0
-    print(f"wrote {out}/train.jsonl and validation.jsonl (split by note, seed {args.seed})")
+    print(json.dumps(manifest, indent=2) if args.json else data_summary(manifest, out, args.seed))
+    return 0
+
+
+def data_summary(manifest: dict, out: Path, seed: int) -> str:
+    """What ``finetune data`` wrote, for a person: the files, and each split's examples by kind and style."""
+    lines = [f"wrote {out}/train.jsonl and validation.jsonl (split by note, seed {seed})"]
     for part in ("train", "validation"):
         m = manifest[part]
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(m["kinds"].items()))
         styles = ", ".join(f"{k} {v}" for k, v in sorted(m["styles"].items()))
-        print(f"  {part}: {m['examples']} examples from {len(m['notes'])} notes ({kinds}; {styles})")
-    return 0
+        lines.append(f"  {part}: {m['examples']} examples from {len(m['notes'])} notes ({kinds}; {styles})")
+    return "\n".join(lines)
 
 
 # LoRA settings that the command line can override; the flag is the field name with dashes.
@@ -92,7 +95,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from finetune.evaluate import markdown, run_finetune_eval
 
     summary = run_finetune_eval(adapter=args.adapter, embedder=args.embedder, limit=args.limit or None,
-                                styles=args.styles.split(",") if args.styles else None, progress=not args.json)
+                                styles=args.styles.split(",") if args.styles else None,
+                                max_new_tokens=args.max_new_tokens, progress=not args.json)
     print(json.dumps(summary, indent=2, default=str) if args.json else markdown(summary))
     return 0
 
@@ -173,6 +177,7 @@ def _add_eval(actions) -> None:
     ev.add_argument("--embedder", help="a fine-tuned embedder to compare with the base one")
     ev.add_argument("--limit", type=int, default=40, help="answer this many validation examples (0: all)")
     ev.add_argument("--styles", help="only these prompt styles, e.g. condensed")
+    ev.add_argument("--max-new-tokens", type=int, default=160, help="answer length limit in tokens (default 160)")
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
     ev.set_defaults(func=cmd_eval)
 

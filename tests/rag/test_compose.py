@@ -109,6 +109,19 @@ def test_the_concept_a_question_names():
     assert named_term("What is the GELU activation function?", act, names).lower() == "gelu"  # not the family
     names = [mle.title, *mle.aliases, *mle.definitions]
     assert named_term("What is maximum likelihood estimation?", mle, names).lower() != "likelihood"
+    mdp = notes["mdp_bellman"]  # two concepts said: the question's subject comes first
+    names = [mdp.title, *mdp.aliases, *mdp.definitions]
+    question = "What does the Bellman expectation equation say, and how is it derived from the return?"
+    assert named_term(question, mdp, names) == "Bellman expectation equation"
+    assert named_term("What is the return, and how does the Bellman equation use it?", mdp, names) == "return"
+
+
+def test_a_word_many_notes_use_does_not_move_the_answer_off_the_best_note(full_retriever):
+    # "derivative" is the name of a note, but the chain-rule note answers where to evaluate the outer one.
+    reply = answer("When I differentiate something like (3x^2+1)^4, do I plug x or the inside expression into the "
+                   "outer function's derivative?", retriever=full_retriever)
+    assert reply.citations[0].source == "corpus/calculus/chain_rule.md", reply.text
+    assert "evaluated at the inner value" in reply.text.split("\n")[0]
 
 
 def test_gold_statements_and_direct_openings_are_judged_as_a_reader_would():

@@ -112,6 +112,29 @@ def test_spread_over_notes_lets_notes_take_turns():
     assert [round(s, 4) for _, s in picked] == [1.0, 0.9, 0.8075]
 
 
+def test_spread_over_notes_equals_the_greedy_rule_on_random_rankings():
+    """Each pick is the item with the best score * factor^(items already taken from its note)."""
+    import random
+
+    from rag.retriever import spread_over_notes
+
+    def greedy(ranked, k, factor=0.85):
+        taken, rest, out = {}, list(ranked), []
+        while rest and len(out) < k:
+            best = max(range(len(rest)), key=lambda i: rest[i][0] * factor ** taken.get(rest[i][1], 0))
+            item = rest.pop(best)
+            out.append((item, item[0] * factor ** taken.get(item[1], 0)))
+            taken[item[1]] = taken.get(item[1], 0) + 1
+        return out
+
+    rng = random.Random(0)
+    for _ in range(200):
+        scores = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # few values: ties are common
+        ranked = [(rng.choice(scores), rng.choice("abcd"), j) for j in range(rng.randint(0, 30))]
+        k = rng.randint(1, 12)
+        assert spread_over_notes(ranked, k, score=lambda r: r[0], note=lambda r: r[1]) == greedy(ranked, k)
+
+
 def test_search_with_spread_keeps_the_best_hit_and_covers_more_notes(small_retriever):
     query = "How does the softmax in attention relate to Bayes' theorem?"
     plain = small_retriever.search(query, k=5, mode="hybrid")
