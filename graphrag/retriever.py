@@ -61,7 +61,7 @@ class GraphHit(Hit):
 
 
 # A question that asks more than one thing: two clauses joined, or two questions, or a long one.
-MULTI_PART = re.compile(r",\s*(?:and|then|so)\b|\b(?:and|but) (?:how|why|what|which|when)\b|\?.+\?|\btrace\b|"
+MULTI_PART = re.compile(r",\s*(?:and|then|so)\b|\b(?:and|but) (?:how|why|what|which|when)\b|\?\s*\w|\btrace\b|"
                         r"\bderive it\b|\bfrom .* through\b", re.I | re.S)
 MULTI_PART_WORDS = 25
 

@@ -79,6 +79,11 @@ def test_graph_hybrid_spreads_over_notes_only_when_the_question_spans_them(graph
     assert graph_retriever.spans_notes(multi, graph_retriever.find_concepts(multi))
     sources = {h.source for h in graph_retriever.search(multi, k=5, mode="graph-hybrid")}
     assert "corpus/linear_algebra/pca.md" in sources and len(sources) >= 2
+    # a question, then a second request after it: two parts, so both notes
+    second = "Why are principal components orthogonal? Connect it to the eigenvectors of a symmetric matrix."
+    assert graph_retriever.spans_notes(second, graph_retriever.find_concepts(second))
+    assert {h.source for h in graph_retriever.search(second, k=5, mode="graph-hybrid")} >= {
+        "corpus/linear_algebra/pca.md", "corpus/linear_algebra/eigenvalues_eigenvectors.md"}
 
 
 @pytest.mark.parametrize("mode", ["graph-hybrid", "graph-local", "graph-global"])
