@@ -55,12 +55,20 @@ from functools import lru_cache
 
 import numpy as np
 
-from rag.compose import NoteBook, chunk_sentences, classify, compose
+from rag.compose import NoteBook, chunk_sentences, classify, compose, may_answer
 from rag.corpus import load_corpus, strip_code
-from rag.generators import NOT_COVERED, ContextChunk, ExtractiveGenerator, get_generator, sentence_vectors
-from rag.models import load_embedder
+from rag.generators import (
+    NOT_COVERED,
+    ContextChunk,
+    ExtractiveGenerator,
+    get_generator,
+    remember_sentence_vectors,
+    sentence_vectors,
+)
+from rag.models import embedder_identity, load_embedder
 from rag.options import DEFAULT_GENERATOR, AskOptions, check_mode
 from rag.retriever import Hit, Retriever
+from rag.sentence_store import load_vectors, save_vectors, sentence_key
 from rag.settings import get_settings
 from rag.support import REPLACE_SIMILARITY, ConceptTable, Support, concepts_from_notes, enforce, join_sentences
 from rag.support import content_words as content_words  # re-exported: the fine-tuning evaluation reads it
@@ -412,22 +420,43 @@ def library(retriever: Retriever) -> Library:
                   concept_terms(notes), compounds)
     _LIBRARIES.clear()
     _LIBRARIES[id(index)] = (index, lib)
+    _kept_vectors(retriever, _choosable(lib))  # an earlier run's sentence vectors, so no answer embeds them again
     return lib
 
 
-def warm_sentences(retriever: Retriever, stop: threading.Event | None = None) -> int:
-    """Embed every sentence the composer may choose, so no answer pays for it later; returns how many.
+def _choosable(lib: Library) -> list[str]:
+    """The sentences the composer may choose (not the checks' prose), each once."""
+    return list(dict.fromkeys(s.text for source in lib.book.chunks for s in lib.book.sentences(source)
+                              if may_answer(s)))
 
-    Works in small batches and returns early once ``stop`` is set (the process is exiting)."""
-    lib = library(retriever)
-    texts = [s.text for source in lib.book.chunks for s in lib.book.sentences(source)]
-    done = 0
-    for start in range(0, len(texts), 64):
+
+def _kept_vectors(retriever: Retriever, texts: list[str]) -> dict[str, np.ndarray]:
+    """The vectors of ``texts`` that an earlier run kept (text -> vector), put where answers find them."""
+    stored = load_vectors(retriever.settings, embedder_identity(retriever.settings))
+    kept = {t: stored[k] for t in texts if (k := sentence_key(t)) in stored}
+    remember_sentence_vectors(load_embedder(), kept)
+    return kept
+
+
+def warm_sentences(retriever: Retriever, stop: threading.Event | None = None) -> int:
+    """Embed every sentence the composer may choose (not the checks' prose), so no answer pays for it later;
+    returns how many are ready.
+
+    The vectors are read from ``MATHRAG_HOME/sentences`` when an earlier run kept them
+    (:mod:`rag.sentence_store`), and only new or edited sentences are embedded, in small batches; then all
+    are kept again. Returns early, keeping nothing, once ``stop`` is set (the process is exiting)."""
+    texts = _choosable(library(retriever))
+    kept = _kept_vectors(retriever, texts)
+    missing = [t for t in texts if t not in kept]
+    for start in range(0, len(missing), 64):
         if stop is not None and stop.is_set():
-            break
-        _encode(texts[start:start + 64])
-        done = min(len(texts), start + 64)
-    return done
+            return len(kept) + start
+        _encode(missing[start:start + 64])
+    if missing:  # new or edited sentences: keep the notes' sentences as they are now (removed ones go)
+        vectors = _encode(texts)
+        save_vectors(retriever.settings, embedder_identity(retriever.settings),
+                     {sentence_key(t): v for t, v in zip(texts, vectors, strict=True)})
+    return len(texts)
 
 
 def _encode(texts: list[str]) -> np.ndarray:

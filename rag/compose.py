@@ -368,10 +368,16 @@ class Trouble:
     said: frozenset[str] = frozenset()
 
 
+def may_answer(sentence: Sentence) -> bool:
+    """Whether a sentence may answer any question: not the check's prose, a link list or the note's
+    description of itself."""
+    return sentence.section not in _NEVER_SECTIONS and not _ABOUT_THE_NOTE.match(sentence.text)
+
+
 def _allowed(sentence: Sentence, asks: str, trouble: Trouble | None = None) -> bool:
     """Whether a sentence may answer this kind of question; ``trouble`` is the learner's trouble that the
     question describes, if any (:func:`trouble_words`)."""
-    if sentence.section in _NEVER_SECTIONS or _ABOUT_THE_NOTE.match(sentence.text):
+    if not may_answer(sentence):
         return False
     if trouble is not None and _names_the_trouble(sentence, trouble):
         return True  # "Why do you have to centre the data?" is answered by "**Forgetting to centre.** ..."

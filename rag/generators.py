@@ -333,6 +333,15 @@ def sentence_vectors(model, sentences: list[str]) -> np.ndarray:
     return np.stack([known[t] for t in sentences]).astype(np.float32, copy=False)
 
 
+def remember_sentence_vectors(model, vectors: dict[str, np.ndarray]) -> None:
+    """Put vectors made earlier by ``model`` (text -> normalized vector) where :func:`sentence_vectors`
+    finds them."""
+    with _SENTENCE_LOCK:
+        if len(_SENTENCE_VECTORS) + len(vectors) > SENTENCE_CACHE_SIZE:
+            _SENTENCE_VECTORS.clear()
+        _SENTENCE_VECTORS.update({(id(model), t): v for t, v in vectors.items()})
+
+
 class ExtractiveGenerator:
     """Answers with the context sentences most similar to the question, cited; no LLM involved."""
 

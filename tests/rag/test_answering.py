@@ -140,3 +140,33 @@ def test_one_answer_embeds_the_question_once(small_retriever, embedded_texts, ge
     reply = answer(question, retriever=small_retriever, generator=generator, mode=mode)
     assert reply.done and reply.covered and "\\tanh" in reply.text
     assert asked == [question]
+
+
+def test_the_composers_sentence_vectors_are_kept_for_the_next_start(small_settings, monkeypatch):
+    from rag import answering, generators
+    from rag.models import embedder_identity, load_embedder
+    from rag.retriever import Retriever
+    from rag.sentence_store import load_vectors, store_dir
+
+    retriever = Retriever.load(small_settings, progress=False)
+    ready = answering.warm_sentences(retriever)
+    kept = load_vectors(small_settings, embedder_identity(small_settings))
+    assert ready == len(kept) > 100
+    assert load_vectors(small_settings, "another-embedder") == {}  # another embedder's vectors are not used
+
+    # The next start: nothing in memory. The sentences are read from disk, and only the question is embedded.
+    monkeypatch.setattr(generators, "_SENTENCE_VECTORS", {})
+    monkeypatch.setattr(answering, "_LIBRARIES", {})
+    model, embedded = load_embedder(), []
+    real_encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda texts, *a, **kw: embedded.append(texts) or real_encode(texts, *a, **kw))
+    restarted = Retriever.load(small_settings, progress=False)
+    assert answering.warm_sentences(restarted) == ready and embedded == []
+    reply = answer("Why does Adam need bias correction?", retriever=restarted)
+    assert reply.covered and embedded == [["Why does Adam need bias correction?"]]
+
+    npz = store_dir(small_settings) / "vectors.npz"  # a damaged file is not used
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    assert load_vectors(small_settings, embedder_identity(small_settings)) == {}
