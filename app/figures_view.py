@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rag.chunking import FIGURE_FENCE, IN_SHORT
-from rag.corpus import FENCE_RE, Note
+from rag.chunking import IN_SHORT
+from rag.corpus import Note
 from rag.figures import figures_dir
 
 MAX_ANSWER_FIGURES = 2
@@ -34,22 +34,21 @@ def note_with_figures(note: Note, rows: list[dict], home: Path, escape) -> str:
     """The note's body as Markdown (``escape`` applied to the prose), each figure block replaced by its
     picture, its caption and, folded away, the code that draws it."""
     drawn = {(r["source"], r["line"]): r for r in rows}
-    out, block, fence, start = [], [], None, 0
-    for i, line in enumerate(note.body.splitlines()):
-        if fence is None and FIGURE_FENCE.match(line):
-            fence, start, block = FENCE_RE.match(line).group(1), i, []
-        elif fence is not None and line.strip() == fence:
-            row = drawn.get((note.source, note.body_line + start))
-            caption = escape(row["caption"]) if row else "a figure that is not drawn yet"
-            picture = f"{figure_markdown(home, row)}\n\n" if row else ""
-            code = "\n".join(block)
-            out.append(f"{picture}*Figure: {caption}*\n\n<details><summary>The code that draws it</summary>\n\n"
-                       f"```python\n{code}\n```\n\n</details>")
-            fence = None
-        elif fence is not None:
-            block.append(line)
-        else:
-            out.append(escape(line))
+    blocks = {b.line - note.body_line: b for b in note.figure_blocks}  # by the body line of the opening fence
+    lines, out, i = note.body.splitlines(), [], 0
+    while i < len(lines):
+        block = blocks.get(i)
+        if block is None:
+            out.append(escape(lines[i]))
+            i += 1
+            continue
+        row = drawn.get((note.source, block.line))
+        caption = escape(row["caption"]) if row else "a figure that is not drawn yet"
+        picture = f"{figure_markdown(home, row)}\n\n" if row else ""
+        code = block.code.rstrip("\n")
+        out.append(f"{picture}*Figure: {caption}*\n\n<details><summary>The code that draws it</summary>\n\n"
+                   f"```python\n{code}\n```\n\n</details>")
+        i += block.code.count("\n") + 2  # the opening fence, the code, the closing fence
     return "\n".join(out) + "\n"
 
 
