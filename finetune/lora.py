@@ -292,16 +292,16 @@ def _save_adapter(model, card: dict, history: list[dict], target: Path) -> None:
 
 def load_adapter_model(settings: Settings | None, name: str, merge: bool = False):
     """(model, tokenizer): the base model with adapter ``name`` (merged into the weights if ``merge``)."""
+    path = adapters_dir(settings) / check_name(name)
+    if not (path / "adapter_config.json").is_file():  # said before the heavy imports
+        raise FinetuneError(f"no adapter '{name}' under {path.parent}; train one with `mathrag finetune lora "
+                            f"--name {name}`")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rag.generators import ensure_smollm2
 
-    path = adapters_dir(settings) / check_name(name)
-    if not (path / "adapter_config.json").is_file():
-        raise FinetuneError(f"no adapter '{name}' under {path.parent}; train one with `mathrag finetune lora "
-                            f"--name {name}`")
     base = ensure_smollm2(settings)
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(path))
