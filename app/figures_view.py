@@ -32,12 +32,20 @@ def figure_markdown(home: Path, row: dict) -> str:
 
 def note_with_figures(note: Note, rows: list[dict], home: Path, escape) -> str:
     """The note's body as Markdown (``escape`` applied to the prose), each figure block replaced by its
-    picture, its caption and, folded away, the code that draws it."""
+    picture, its caption and, folded away, the code that draws it; an exercise block is said and folded away."""
     drawn = {(r["source"], r["line"]): r for r in rows}
     blocks = {b.line - note.body_line: b for b in note.figure_blocks}  # by the body line of the opening fence
+    exercises = {b.line - note.body_line: b for b in note.exercise_blocks}
     lines, out, i = note.body.splitlines(), [], 0
     while i < len(lines):
         block = blocks.get(i)
+        if i in exercises:  # the numbers of a practice exercise: said, and the code folded away
+            code = exercises[i].code.rstrip("\n")
+            caption = escape(code.splitlines()[0].lstrip("# "))
+            out.append(f"*Exercise: {caption} Practise it in the Practice tab.*\n\n<details><summary>The code "
+                       f"that makes it</summary>\n\n```python\n{code}\n```\n\n</details>")
+            i += code.count("\n") + 3
+            continue
         if block is None:
             out.append(escape(lines[i]))
             i += 1

@@ -11,6 +11,8 @@ paths, attention maps, fine-tuned adapters) each get a tab of their own.
   it, collapsed, the figure of a cited section (:mod:`app.figures_view`).
 - **Notes**: browse the corpus by area and read a note, rendered with its math
   and its figures in place.
+- **Practice**: exercises made from the notes, graded (SymPy for formulas), scheduled by spaced repetition and
+  steered by the prerequisite graph (:mod:`app.practice_tab`).
 - **Knowledge graph**: the concepts behind the last answer (a picture of the
   subgraph its hits came through) and a learning-path finder.
 - **Inside the model**: attention heatmaps of a chosen layer and head, for the
@@ -31,6 +33,7 @@ import gradio as gr
 from app import attention_maps
 from app.engine import Engine, escape_html, note_link_choices, sources_markdown
 from app.figures_view import figure_markdown
+from app.practice_tab import PracticeDesk, practice_tab
 from rag.generators import GeneratorError
 from rag.text import MAX_QUESTION_CHARS, QuestionError
 
@@ -329,12 +332,13 @@ def _chat_api(engine: Engine) -> None:
 
 
 def build_ui(engine: Engine) -> gr.Blocks:
-    """The app: the Chat, Notes, Knowledge graph and Inside the model tabs, wired together."""
+    """The app: the Chat, Notes, Practice, Knowledge graph and Inside the model tabs, wired together."""
     with gr.Blocks(title="mathrag: chat with the math notes", analytics_enabled=False) as demo:
         gr.Markdown("## mathrag · chat with the math-for-ML notes, offline, with sources you can check")
         with gr.Tabs() as tabs:
             chat = _chat_tab(engine)
             notes = _notes_tab(engine)
+            practice_tab(PracticeDesk(engine.notes, engine.settings))
             graph_picture, graph_legend = graph_tab(engine)
             attention = attention_tab(engine)
         _wire_chat(engine, chat, attention, [graph_picture, graph_legend])

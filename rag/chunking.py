@@ -27,7 +27,8 @@ DEFAULT_CHUNK_SIZE = 900  # characters; all-MiniLM-L6-v2 reads at most 256 word 
 HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 # Sections that only point elsewhere; the knowledge graph reads their links, retrieval skips them.
 SKIP_SECTIONS = {"See also", "References"}
-FIGURE_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*python\s+figure\b")  # plotting code: drawn, not retrieved
+# Code that draws a figure or makes exercises: run, never retrieved.
+UNRETRIEVED_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*python\s+(?:figure|exercise)\b")
 IN_SHORT = "In short"  # the section made of a note's front-matter definitions
 
 
@@ -147,7 +148,7 @@ def chunk_note(note: Note, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[Chunk]:
     sections: list[tuple[tuple[str, ...], list[str]]] = []
     for doc in splitter.split_text(note.body):
         path = tuple(doc.metadata[key] for _, key in HEADERS if key in doc.metadata)
-        if FIGURE_FENCE.match(doc.page_content):
+        if UNRETRIEVED_FENCE.match(doc.page_content):
             continue
         if sections and sections[-1][0] == path:
             sections[-1][1].append(doc.page_content)  # code blocks come back as separate documents

@@ -107,6 +107,10 @@ class Note:
         return [b for b in code_blocks(self.body, self.body_line) if b.info.split()[:2] == ["python", "figure"]]
 
     @property
+    def exercise_blocks(self) -> list[CodeBlock]:
+        return [b for b in code_blocks(self.body, self.body_line) if b.info.split()[:2] == ["python", "exercise"]]
+
+    @property
     def word_count(self) -> int:
         """Words of prose outside code, not counting the list of references."""
         return prose_word_count(self.body.split("\n## References", 1)[0])
@@ -401,6 +405,7 @@ def validate_note(note: Note, root: Path | None = None) -> list[str]:
     problems += _link_problems(note)
     problems += _check_block_problems(note)
     problems += figure_block_problems(note)
+    problems += exercise_block_problems(note)
     problems += _references_problems(note)
     return problems
 
@@ -498,6 +503,26 @@ def figure_block_problems(note: Note) -> list[str]:
             problems.append(f"{where}: calls savefig or show; the runner saves the current figure")
         if note.section_at(block.line)[0] in NO_FIGURE_SECTIONS:
             problems.append(f"{where}: sits in '{note.section_at(block.line)[0]}'; put it where its idea is taught")
+    return problems
+
+
+EXERCISE_DEF = re.compile(r"^def exercise\(rng\):", re.M)
+
+
+def exercise_block_problems(note: Note) -> list[str]:
+    """The rules a ``python exercise`` block breaks (a note has at most one): a caption comment first, allowed
+    imports, a top-level ``def exercise(rng):``, and a place in the worked example it varies."""
+    blocks = note.exercise_blocks
+    problems = [] if len(blocks) <= 1 else [f"has {len(blocks)} ```python exercise blocks; at most one"]
+    for block in blocks:
+        where = f"exercise block at line {block.line}"
+        if not FIGURE_CAPTION.match(block.code.splitlines()[0] if block.code.strip() else ""):
+            problems.append(f"{where}: its first line must be a '# caption' comment of at least 10 characters")
+        problems += [f"{where}: {p}" for p in check_imports(block.code)]
+        if not EXERCISE_DEF.search(block.code):
+            problems.append(f"{where}: defines no top-level 'def exercise(rng):'")
+        if note.section_at(block.line)[0] != "Worked example":
+            problems.append(f"{where}: sits in '{note.section_at(block.line)[0]}'; put it in 'Worked example'")
     return problems
 
 

@@ -177,3 +177,41 @@ def test_knowledge_graph_tab_draws_the_graph_behind_the_last_answer_and_finds_pa
     page.locator("#find-path").click()
     page.get_by_text("closest: Scaled Dot-Product Attention").wait_for(timeout=30_000)
     page.get_by_role("tab", name="Chat").click()
+
+
+def test_practice_tab_grades_a_right_a_wrong_and_an_unreadable_answer(page):
+    """Three answers in the Practice tab: the right term, a formula that cannot be read, a wrong formula."""
+    from rag.practice.exercises import build_exercises
+
+    book = build_exercises()
+    page.get_by_role("tab", name="Practice").click()
+    page.locator("#practice-learner textarea").fill("browser test")
+    page.locator("#practice-note input").fill("Activation Functions")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.locator("#practice-start").click()
+    prompt = page.locator("#practice-prompt")
+    page.wait_for_function("document.querySelector('#practice-prompt').innerText.includes(':cloze:')", timeout=60_000)
+    cloze = re.search(r"activation_functions:cloze:\w+", prompt.inner_text()).group(0)
+
+    def check(answer: str, says: str) -> str:
+        page.locator("#practice-answer textarea").fill(answer)
+        page.locator("#practice-check").click()
+        page.wait_for_function(f"document.querySelector('#practice-verdict').innerText.includes({says!r})",
+                               timeout=60_000)
+        return page.locator("#practice-verdict").inner_text()
+
+    right = check(book.exercises[cloze].answer, "Right")
+    assert "graded by cloze" in right and "Solution." in right and "activation_functions.md" in right
+    page.locator("#practice-next").click()
+    page.wait_for_function("document.querySelector('#practice-prompt').innerText.includes(':formula:')",
+                           timeout=60_000)
+    page.locator("#practice-prompt .katex").first.wait_for(timeout=15_000)  # the question's math is rendered
+    unread = check(r"\frac{1}{", "Not graded")
+    assert "never closed" in unread and "Solution" not in unread
+    wrong = check("x + 1", "Not right")
+    page.locator("#practice-preview .katex").first.wait_for(timeout=15_000)  # the answer renders as typed
+    assert "numeric spot-check" in wrong and "Solution." in wrong
+    page.wait_for_function("document.querySelector('#practice-study').innerText.includes('Study next')",
+                           timeout=60_000)
+    page.get_by_role("tab", name="Chat").click()

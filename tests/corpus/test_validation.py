@@ -192,3 +192,43 @@ def test_references_do_not_count_as_prose(tmp_path):
     before = parse_note(path, root=tmp_path).word_count
     path.write_text(path.read_text(encoding="utf-8") + "- " + "cited " * 2000 + "\n", encoding="utf-8")
     assert parse_note(path, root=tmp_path).word_count == before
+
+
+EXERCISE = '''
+```python exercise
+# The slope of x squared at a fresh point.
+def exercise(rng):
+    x = int(rng.integers(1, 9))
+    return {"question": f"Slope of $x^2$ at $x = {x}$?", "answer": 2.0 * x, "tolerance": 1e-6,
+            "solution": f"$2 \\\\cdot {x} = {2 * x}$."}
+```
+'''
+
+
+@pytest.mark.parametrize("old, new, problem", [
+    ("", "", None),
+    ("# The slope of x squared at a fresh point.\n", "", "'# caption' comment"),
+    ("def exercise(rng):", "def make(rng):", "defines no top-level 'def exercise(rng):'"),
+    ("def exercise(rng):", "import scipy\ndef exercise(rng):", "imports 'scipy'"),
+])
+def test_exercise_blocks_follow_the_rules_and_run(tmp_path, old, new, problem):
+    from rag.practice.numeric import run_exercise_block
+
+    path = write_note(tmp_path)
+    text = path.read_text(encoding="utf-8").replace("At $x = 3$ the slope is $6$.\n",
+                                                    "At $x = 3$ the slope is $6$.\n" + EXERCISE.replace(old, new, 1))
+    path.write_text(text, encoding="utf-8")
+    note = parse_note(path, root=tmp_path)
+    problems = [p for p in validate_note(note, root=tmp_path) if "exercise" in p]
+    if problem is None:
+        assert problems == []
+        made = run_exercise_block(note, [3, 4])
+        assert [m.answer for m in made] == [2.0 * int(m.question.split("= ")[1].split("$")[0]) for m in made]
+    else:
+        assert any(problem in p for p in problems), problems
+
+
+def test_an_exercise_outside_the_worked_example_is_refused(tmp_path):
+    path = write_note(tmp_path, extra_body=EXERCISE)
+    problems = validate_note(parse_note(path, root=tmp_path), root=tmp_path)
+    assert any("put it in 'Worked example'" in p for p in problems), problems

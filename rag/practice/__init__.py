@@ -1,0 +1,1 @@
+"""Practice: exercises made from the notes, graded by the computer, scheduled by spaced repetition."""
