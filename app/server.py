@@ -2,6 +2,8 @@
 
 Analytics are off, share links are made only on request, and the app serves
 no files from disk beyond Gradio's own and the notes' drawn figures (``allowed_paths`` is that one folder).
+No component takes a file, so uploads are refused before Gradio reads or stores a byte (:class:`RefuseUploads`):
+otherwise any page open in the learner's browser could fill the disk through ``/gradio_api/upload``.
 While it serves, a background thread looks for edited notes every few seconds
 and brings the index and the graph up to date (:meth:`Engine.refresh`).
 """
@@ -15,6 +17,8 @@ import threading
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402 - the environment variable must be set before Gradio reads it
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
 
 from app.engine import Engine  # noqa: E402
 from app.ui import CSS, build_ui  # noqa: E402
@@ -29,6 +33,20 @@ def create(engine: Engine | None = None, *, queue_size: int = 32, concurrency: i
 
 
 log = logging.getLogger("mathrag")
+
+
+class RefuseUploads:
+    """ASGI middleware: a request to an upload route gets 403 at once; its body is never read."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/").rsplit("/", 1)[-1] in ("upload", "upload_progress"):
+            response = PlainTextResponse("uploads are refused: this app takes no files", status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def watch_notes(engine: Engine, every: float, stop: threading.Event) -> threading.Thread:
@@ -60,7 +78,8 @@ def launch(engine: Engine | None = None, *, host: str = "127.0.0.1", port: int =
         demo.close = _also(demo.close, stop.set)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                             quiet=not block, show_error=True, allowed_paths=[str(engine.figures_dir)], css=CSS,
-                            footer_links=["api"])
+                            footer_links=["api"], max_file_size="1kb",
+                            app_kwargs={"middleware": [Middleware(RefuseUploads)]})
     if block:
         print(f"mathrag: serving on {url}  (Ctrl+C to stop)", flush=True)
         try:

@@ -11,14 +11,14 @@ import argparse
 import os
 import sys
 
-from mathrag.commands import ask, bench, chat, evaluate, finetune, graph, index, notes, practice, scratch, search
+from mathrag.commands import ask, bench, chat, evaluate, finetune, graph, index, mcp, notes, practice, scratch, search
 from rag import __version__
 from rag.models import ModelNotFound
 
 # In the order ``mathrag --help`` lists them: the notes, search and answers, measurement, the layers underneath.
 REGISTER = (notes.register, index.register, search.register, ask.register, evaluate.register, bench.register,
             notes.register_info, scratch.register, chat.register, finetune.register, graph.register,
-            practice.register)
+            practice.register, mcp.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

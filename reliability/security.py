@@ -84,6 +84,42 @@ def probe_paths(url: str, home: Path) -> dict[str, int]:
     return out
 
 
+UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/upload?upload_id=probe", "/upload", "/gradio_api/upload/")
+UPLOAD_BYTES = 20 * 1024 * 1024  # what an anonymous page could send, again and again, to fill the disk
+
+
+def probe_uploads(url: str, size: int = UPLOAD_BYTES) -> dict[str, int]:
+    """Status code for an anonymous multipart upload of ``size`` bytes to each upload path. The app has no
+    component that takes a file, so every one must be refused (403, 404, 405 or 413), not stored."""
+    parts = urlsplit(url)
+    boundary = "mathrag-probe"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"fill.bin\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    out = {}
+    for path in UPLOAD_PATHS:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        try:
+            conn.putrequest("POST", path)
+            conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+            conn.putheader("Content-Length", str(len(head) + size + len(tail)))
+            conn.endheaders()
+            try:
+                conn.send(head)
+                chunk = b"\0" * (1 << 20)
+                for start in range(0, size, len(chunk)):
+                    conn.send(chunk[:min(len(chunk), size - start)])
+                conn.send(tail)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server stopped reading: refused early, which is what is wanted
+            out[path] = conn.getresponse().status
+        except (ConnectionResetError, http.client.RemoteDisconnected):
+            out[path] = 403
+        finally:
+            conn.close()
+    return out
+
+
 _AUDIT_SCRIPT = r"""
 import json, os, socket, sys
 seen = []

@@ -132,3 +132,19 @@ def test_markup_in_notes_is_shown_as_text(full_engine):
     rendered = engine.render_note(note.source)
     assert "<script>" not in rendered and "<img" not in rendered and "<b>" not in rendered
     assert "&lt;script>alert(1)&lt;/script>" in rendered and "&lt;img src=x" in rendered
+
+
+def test_anonymous_uploads_are_refused_and_nothing_is_stored(served):
+    """The app has no upload component: a 20 MB anonymous POST to any upload route is refused unread."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    url, _ = served
+    cache = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio"))
+    before = {p for p in cache.rglob("*") if p.is_file()} if cache.is_dir() else set()
+    statuses = security.probe_uploads(url)
+    assert set(statuses) == set(security.UPLOAD_PATHS)
+    assert all(status in (403, 404, 405, 413) for status in statuses.values()), statuses
+    after = {p for p in cache.rglob("*") if p.is_file()} if cache.is_dir() else set()
+    assert not {p for p in after - before if p.stat().st_size > 1024}, "an upload was stored"
