@@ -70,7 +70,7 @@ def latex_to_plain(text: str) -> str:
     s = text.strip().rstrip(".,;")
     s = re.sub(r"√\s*([A-Za-z0-9.]+|\([^()]*\))", r"sqrt(\1)", s)  # √n, √(2π)
     for char, word in _UNICODE.items():
-        s = s.replace(char, f" {word} " if word.isalpha() else word)
+        s = s.replace(char, f" {word}" if word.isalpha() else word)  # "σ_1" -> " sigma_1", one name
     bad = UNSUPPORTED.search(s)
     if bad:
         raise UnreadableMath(f"'{bad.group(0)}' is beyond what the grader reads; write a single scalar formula")
@@ -79,9 +79,9 @@ def latex_to_plain(text: str) -> str:
     while (m := _WRAPPERS.search(s)) is not None:  # "U\mathbf{x}_t" -> "U x_t": two factors, not one name
         s = s[:m.start()] + " " + m.group(1) + s[m.end():]
     for word, plain in _WORDS.items():
-        s = re.sub(re.escape(word) + r"(?![a-zA-Z])", f" {plain} ", s)
+        s = re.sub(re.escape(word) + r"(?![a-zA-Z])", f" {plain}" if plain.isalpha() else f" {plain} ", s)
     s = _commands_with_arguments(s)
-    s = re.sub(r"\\(" + "|".join(_GREEK) + r")(?![a-zA-Z])", r" \1 ", s)
+    s = re.sub(r"\\(" + "|".join(_GREEK) + r")(?![a-zA-Z])", r" \1", s)  # "\beta_t" -> " beta_t", one name
     unknown = re.search(r"\\[a-zA-Z]*", s)
     if unknown:
         raise UnreadableMath(f"unknown LaTeX command '{unknown.group(0)}'")
@@ -189,7 +189,7 @@ def read_formula(text: str, names: dict[str, sp.Basic] | None = None) -> sp.Expr
     _only_math(plain)
     plain = re.sub(r"\blambda\b", "lamda", plain)  # a Python keyword; SymPy's own spelling
     local = {**CONSTANTS, **FUNCTIONS, **(names or {})}
-    for name in FUNCTIONS:  # "sigma/sqrt(n)": a standard deviation, not the sigmoid
+    for name in ("sigma", "Phi", "phi"):  # "sigma/sqrt(n)": a standard deviation, not the sigmoid
         if re.search(rf"\b{name}\b(?!\s*\()", plain):
             plain = re.sub(rf"\b{name}\b(?!\s*\()", f"{name}_", plain)
             local[f"{name}_"] = sp.Symbol(name)
