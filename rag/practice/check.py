@@ -13,26 +13,25 @@ import dataclasses
 import random
 import sys
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from rag.practice.exercises import Exercise, ExerciseBook, _surely_differs, build_exercises, slips
 from rag.practice.grading import readable_prose
-from rag.practice.numeric import run_exercise_block
+from rag.practice.numeric import run_exercise_blocks
 from rag.practice.quiz import encode_texts, grade
 
 SEEDS = (0, 1, 2)
 
 
 def concrete(book: ExerciseBook) -> list[Exercise]:
-    """Every exercise as a learner would get it; numeric ones once per seed in SEEDS (their notes' blocks run
-    side by side, each in its own process)."""
+    """Every exercise as a learner would get it; numeric ones once per seed in SEEDS (all the blocks in one
+    process)."""
     numeric = [ex for ex in book.exercises.values() if ex.kind == "numeric"]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        made = list(pool.map(lambda ex: run_exercise_block(book.notes[ex.source], list(SEEDS)), numeric))
+    made = run_exercise_blocks([book.notes[ex.source] for ex in numeric], list(SEEDS))
     out = [ex for ex in book.exercises.values() if ex.kind != "numeric"]
-    for ex, instances in zip(numeric, made, strict=True):
+    for ex in numeric:
+        instances = made[ex.source]
         out += [dataclasses.replace(ex, id=f"{ex.id}@{m.seed}", prompt=m.question, solution=m.solution,
                                     answer=repr(m.answer), tolerance=m.tolerance, seed=m.seed) for m in instances]
     return out

@@ -28,14 +28,22 @@ from pathlib import Path
 
 from rag.corpus import Note, parse_note
 
-_DRIVER = """
-import json, sys
+# One process runs every block it is given, each in a namespace of its own (numpy is imported once); a block
+# that fails is reported with its error line and the others still run.
+_DRIVER = r"""
+import json, sys, traceback
 import numpy as np
-out = []
-for seed in {seeds!r}:
-    made = exercise(np.random.default_rng(seed))
-    out.append({{k: (float(v) if k in ("answer", "tolerance") else str(v)) for k, v in made.items()}})
-sys.stdout.write("\\n@@EXERCISES@@" + json.dumps(out))
+out = {}
+for job in json.load(sys.stdin):
+    try:
+        space = {"__name__": "exercise"}
+        exec(compile("\n" * job["line"] + job["code"], job["source"], "exec"), space)
+        made = [space["exercise"](np.random.default_rng(seed)) for seed in job["seeds"]]
+        out[job["source"]] = [{k: (float(v) if k in ("answer", "tolerance") else str(v)) for k, v in m.items()}
+                              for m in made]
+    except Exception:
+        out[job["source"]] = traceback.format_exc().strip().splitlines()[-1]
+sys.stdout.write("\n@@EXERCISES@@" + json.dumps(out))
 """
 KEYS = ("question", "answer", "tolerance", "solution")
 
@@ -55,17 +63,30 @@ class Numeric:
 
 def run_exercise_block(note: Note, seeds: list[int], timeout: float = 60.0) -> list[Numeric]:
     """The note's numeric exercise for each seed (empty when the note has no exercise block)."""
-    if not note.exercise_blocks:
-        return []
-    block = note.exercise_blocks[0]
-    code = "\n" * block.line + block.code + "\n" + _DRIVER.format(seeds=[int(s) for s in seeds])
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          cwd=note.path.parent)
+    made = run_exercise_blocks([note], seeds, timeout)
+    return made.get(note.source, [])
+
+
+def run_exercise_blocks(notes: list[Note], seeds: list[int], timeout: float = 120.0) -> dict[str, list[Numeric]]:
+    """Note source -> its numeric exercise for each seed, for every note with an exercise block, all run in one
+    fresh Python process. Raises :class:`ExerciseBlockError` naming the first block that failed."""
+    jobs = [{"source": n.source, "line": n.exercise_blocks[0].line, "code": n.exercise_blocks[0].code,
+             "seeds": [int(s) for s in seeds]} for n in notes if n.exercise_blocks]
+    if not jobs:
+        return {}
+    done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(jobs), capture_output=True, text=True,
+                          timeout=timeout, cwd=notes[0].path.parent)
     if done.returncode or "@@EXERCISES@@" not in done.stdout:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ExerciseBlockError(f"{note.source}: the exercise block failed: {tail}")
-    made = json.loads(done.stdout.rsplit("@@EXERCISES@@", 1)[1])
-    return [_checked(note, item, seed) for item, seed in zip(made, seeds, strict=True)]
+        raise ExerciseBlockError(f"the exercise blocks could not run: {tail}")
+    results = json.loads(done.stdout.rsplit("@@EXERCISES@@", 1)[1])
+    by_source = {n.source: n for n in notes}
+    out = {}
+    for source, made in results.items():
+        if isinstance(made, str):
+            raise ExerciseBlockError(f"{source}: the exercise block failed: {made}")
+        out[source] = [_checked(by_source[source], item, seed) for item, seed in zip(made, seeds, strict=True)]
+    return out
 
 
 def _checked(note: Note, item: dict, seed: int) -> Numeric:
