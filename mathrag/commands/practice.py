@@ -137,17 +137,15 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Measure the exercise generator; write MATHRAG_HOME/reports/practice_check.{json,md}."""
+    from rag.artifacts import write_atomic
     from rag.practice.check import evaluate, report_markdown
     from rag.settings import get_settings
 
     result = evaluate()
     reports = get_settings().reports_dir
-    reports.mkdir(parents=True, exist_ok=True)
     for name, text in (("practice_check.json", json.dumps(result, indent=2)),
                        ("practice_check.md", report_markdown(result))):
-        tmp = reports / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(reports / name)
+        write_atomic(reports / name, text)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -18,6 +18,7 @@ survives edits elsewhere in the note.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import math
@@ -25,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.artifacts import StorageError, write_atomic
 from rag.chunking import chunk_note
 from rag.compose import _DEPENDENT_START, NoteBook, Sentence, prose_sentences
 from rag.corpus import Note, load_corpus
@@ -423,11 +425,6 @@ def _read_kept(path: Path, key: str) -> list[Exercise] | None:
 
 
 def _keep(path: Path, key: str, exercises: list[Exercise]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"key": key, "format": CACHE_FORMAT, "count": len(exercises),
-                                   "exercises": [e.to_dict() for e in exercises]}), encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        pass  # a read-only home: nothing kept, the exercises are still right
+    with contextlib.suppress(StorageError, OSError):  # a read-only home keeps nothing; the exercises are right
+        write_atomic(path, json.dumps({"key": key, "format": CACHE_FORMAT, "count": len(exercises),
+                                       "exercises": [e.to_dict() for e in exercises]}))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fsrs import Card, Rating, Scheduler
 
+from rag.artifacts import write_atomic
 from rag.practice.exercises import Exercise
 from rag.practice.grading import Verdict
 from rag.settings import Settings, get_settings
@@ -167,7 +168,7 @@ class Progress:
     def export_csv(self, learner: str, path: Path) -> int:
         """Every review of the learner as CSV; returns how many rows were written."""
         rows = self.history(learner)
-        _write_atomic(path, lambda f: _csv_rows(f, rows))
+        write_atomic(Path(path), lambda tmp: _with_open(tmp, lambda f: _csv_rows(f, rows)))
         return len(rows)
 
     def export_anki(self, learner: str, exercises: dict[str, Exercise], path: Path) -> int:
@@ -180,8 +181,13 @@ class Progress:
                 back = f"{_mathjax(e.solution)}<br><i>{e.cite}</i>"
                 f.write(f"{_cell(_mathjax(e.prompt))}\t{_cell(back)}\tmathrag {e.slug} {e.kind}\n")
 
-        _write_atomic(path, write)
+        write_atomic(Path(path), lambda tmp: _with_open(tmp, write))
         return len(cards)
+
+
+def _with_open(path: Path, write) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        write(f)
 
 
 def _csv_rows(f, rows: list[dict]) -> None:
@@ -198,12 +204,3 @@ def _mathjax(text: str) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("\t", " ").replace("\r", "").replace("\n", "<br>")
-
-
-def _write_atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        write(f)
-    tmp.replace(path)
