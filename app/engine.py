@@ -261,3 +261,11 @@ def note_link_choices(reply: Answer) -> list[tuple[str, str]]:
             seen.add(c.source)
             out.append((f"[{c.number}] {c.title}", c.source))
     return out
+
+
+def answer_record(reply: Answer) -> dict:
+    """What other tools get besides the text (the MCP ``ask`` tool, the OpenAI API's ``mathrag`` field)."""
+    return {"answered": reply.covered, "asks": reply.asks, "generator": reply.generator,
+            "support": reply.support.get("summary", "") if reply.support else "",
+            "citations": [{"number": c.number, "source": c.source, "heading": c.heading, "title": c.title}
+                          for c in reply.citations]}

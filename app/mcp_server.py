@@ -44,12 +44,14 @@ class Citation(TypedDict):
     number: int  # the [n] in the answer
     source: str
     heading: str
+    title: str  # the note's title
 
 
 class Answer(TypedDict):
     answer: str  # Markdown with $...$ math and [n] citations
     answered: bool  # False when the notes do not cover the question (the answer says so)
     asks: str  # what the question asks for: definition, formula, why, how, compare, example, failure
+    generator: str  # what wrote it: composed (the notes' own sentences), smollm2, ...
     citations: list[Citation]
     support: str  # "3 of 3 sentences supported by the passages they cite."
 
@@ -113,12 +115,11 @@ def search_notes(library: Library, query: str, k: int = 5, mode: str = "hybrid")
 
 
 def ask(library: Library, question: str) -> Answer:
+    from app.engine import answer_record
     from rag.answering import answer
 
     reply = answer(question, retriever=library.retriever)
-    return {"answer": reply.text, "answered": reply.covered, "asks": reply.asks,
-            "citations": [{"number": c.number, "source": c.source, "heading": c.heading} for c in reply.citations],
-            "support": reply.support.get("summary", "") if reply.support else ""}
+    return {"answer": reply.text, **answer_record(reply)}
 
 
 def learning_path(library: Library, concept: str) -> Path:

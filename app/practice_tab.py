@@ -138,11 +138,10 @@ def progress_figure(history: list[dict]):
     return fig
 
 
-def practice_tab(desk: PracticeDesk) -> None:
-    """Build the tab and wire it (inside a ``gr.Tabs``)."""
+def practice_tab(desk: PracticeDesk, learner: gr.Textbox) -> None:
+    """Build the tab and wire it (inside a ``gr.Tabs``); ``learner`` is the app's learner box, above the tabs."""
     with gr.Tab("Practice", id="practice"):
         with gr.Row():
-            learner = gr.Textbox("me", label="Learner", scale=1, elem_id="practice-learner")
             note = gr.Dropdown(desk.note_choices(), value=DUE, label="Practise", scale=3, elem_id="practice-note")
             start = gr.Button("Start", variant="primary", scale=1, elem_id="practice-start")
         queue, current = gr.State([]), gr.State("")

@@ -19,8 +19,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402 - the environment variable must be set before Gradio reads it
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
 
 from app.engine import Engine  # noqa: E402
+from app.openai_api import create_api  # noqa: E402
 from app.ui import CSS, build_ui  # noqa: E402
 
 
@@ -64,10 +66,13 @@ def watch_notes(engine: Engine, every: float, stop: threading.Event) -> threadin
 
 
 def launch(engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           queue_size: int = 32, concurrency: int = 2, watch: float = 0.0, block: bool = True):
-    """Serve the app; returns ``(demo, url)`` when ``block`` is False.
+           queue_size: int = 32, concurrency: int = 2, watch: float = 0.0, block: bool = True,
+           api_key: str | None = None):
+    """Serve the app, and the OpenAI-compatible API under ``/v1`` on the same port; returns ``(demo, url)`` when
+    ``block`` is False.
 
-    ``watch``: seconds between looks for edited notes (0: never).
+    ``watch``: seconds between looks for edited notes (0: never). ``api_key``: what ``/v1`` requests must carry
+    (without one, ``/v1`` answers this machine only).
     """
     print("mathrag: loading the index and the models...", flush=True)
     engine = engine or Engine.load()
@@ -76,10 +81,12 @@ def launch(engine: Engine | None = None, *, host: str = "127.0.0.1", port: int =
         stop = threading.Event()
         watch_notes(engine, watch, stop)
         demo.close = _also(demo.close, stop.set)
+    api = create_api(engine, api_key, concurrency, shared=share)  # /v1 on the same port
     _, url, _ = demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                             quiet=not block, show_error=True, allowed_paths=[str(engine.figures_dir)], css=CSS,
                             footer_links=["api"], max_file_size="1kb",
-                            app_kwargs={"middleware": [Middleware(RefuseUploads)]})
+                            app_kwargs={"middleware": [Middleware(RefuseUploads)],
+                                        "routes": [Mount("/v1", api)]})
     if block:
         print(f"mathrag: serving on {url}  (Ctrl+C to stop)", flush=True)
         try:
@@ -96,3 +103,27 @@ def _also(close, then):
         then()
         return close(*args, **kwargs)
     return both
+
+
+def serve_api(engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 8000,
+              api_key: str | None = None, concurrency: int = 2, block: bool = True):
+    """Serve only the OpenAI-compatible API (``mathrag serve``), at ``http://host:port/v1``; returns
+    ``(server, url)`` when ``block`` is False (stop it with ``server.should_exit = True``)."""
+    import uvicorn
+    from starlette.applications import Starlette
+
+    engine = engine or Engine.load()
+    app = Starlette(routes=[Mount("/v1", create_api(engine, api_key, concurrency))])
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    url = f"http://{host}:{port}/v1"
+    if block:
+        print(f"mathrag: the OpenAI-compatible API is at {url}  (Ctrl+C to stop)", flush=True)
+        server.run()
+        return server, url
+    thread = threading.Thread(target=server.run, name="mathrag-api", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.05)
+    if not server.started:
+        raise OSError(f"the API could not start on {host}:{port}")
+    return server, url

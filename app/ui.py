@@ -25,16 +25,26 @@ The same answering is exposed to scripts as the API endpoint ``chat``
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import gradio as gr
 
 from app import attention_maps
+from app.conversations_panel import (
+    DEFAULT_LEARNER,
+    ConversationDesk,
+    Panel,
+    browser_secret,
+    conversations_panel,
+    wire_panel,
+)
 from app.engine import Engine, escape_html, note_link_choices, sources_markdown
 from app.figures_view import figure_markdown
 from app.practice_tab import PracticeDesk, practice_tab
 from rag.generators import GeneratorError
+from rag.practice.progress import BadLearner
 from rag.text import MAX_QUESTION_CHARS, QuestionError
 
 LATEX = [
@@ -51,6 +61,7 @@ EXAMPLES = [
 CSS = """
 #sources-panel .prose { font-size: 0.9em; }
 footer { display: none !important; }
+.mathrag-hidden { display: none !important; }
 """
 
 
@@ -210,10 +221,11 @@ class _ChatTab(NamedTuple):
     chatbot: gr.Chatbot
     message: gr.Textbox
     send: gr.Button
-    clear: gr.Button
+    new: gr.Button
     settings: list[gr.components.Component]  # mode, generator, k, max new tokens, temperature: chat_turn's order
     note_links: gr.Dropdown
     open_note: gr.Button
+    panel: Panel  # the conversations kept
 
 
 class _NotesTab(NamedTuple):
@@ -237,17 +249,19 @@ def _conversation_column() -> tuple[gr.Chatbot, gr.Textbox, gr.Button, gr.Button
         message = gr.Textbox(placeholder="Ask a question about the notes…", show_label=False,
                              scale=8, autofocus=True, elem_id="question", max_lines=6)
         send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-        clear = gr.Button("Clear", scale=1, elem_id="clear")
+        new = gr.Button("New chat", scale=1, elem_id="new-conversation")
     gr.Examples(EXAMPLES, inputs=message, label="Try")
-    return chatbot, message, send, clear
+    return chatbot, message, send, new
 
 
 def _chat_tab(engine: Engine) -> _ChatTab:
-    """The "Chat" tab: the conversation, and a side panel with the answer settings and the cited notes."""
+    """The "Chat" tab: the conversation, and a side panel with the kept conversations, the answer settings and
+    the cited notes."""
     with gr.Tab("Chat", id="chat"), gr.Row():
         with gr.Column(scale=3):
-            chatbot, message, send, clear = _conversation_column()
+            chatbot, message, send, new = _conversation_column()
         with gr.Column(scale=1, elem_id="sources-panel"):
+            panel = conversations_panel(browser_secret(engine.home))
             settings = [
                 gr.Dropdown(engine.modes, value="hybrid", label="Retrieval mode"),
                 gr.Dropdown(engine.generators, value=engine.generators[0], label="Generator"),
@@ -257,7 +271,7 @@ def _chat_tab(engine: Engine) -> _ChatTab:
             ]
             note_links = gr.Dropdown([], label="Notes cited in the last answer", elem_id="note-links")
             open_note = gr.Button("Open in Notes tab", elem_id="open-note")
-    return _ChatTab(chatbot, message, send, clear, settings, note_links, open_note)
+    return _ChatTab(chatbot, message, send, new, settings, note_links, open_note, panel)
 
 
 def _notes_tab(engine: Engine) -> _NotesTab:
@@ -273,19 +287,39 @@ def _notes_tab(engine: Engine) -> _NotesTab:
     return _NotesTab(area, note, note_view)
 
 
-def _wire_chat(engine: Engine, chat: _ChatTab, attention: gr.Textbox | None, graph_outputs: list) -> None:
-    """Ask (button or Enter) answers and then draws the graph behind the answer; Clear empties the chat."""
-    inputs = [chat.message, chat.chatbot, *chat.settings]
-    outputs = [chat.chatbot, chat.message, chat.note_links]
-    turn_outputs = [*outputs, *graph_outputs]
+def _responder(engine: Engine, desk: ConversationDesk, n_kept: int):
+    """The Ask handler: streams the turn, then draws the graph behind the answer and keeps the turn (``n_kept``:
+    how many outputs besides the chat's and the graph's show the kept conversation)."""
 
-    def respond(*args):
-        finished = []
-        last = None
-        for last in chat_turn(engine, *args, on_reply=finished.append):
-            yield (*last, gr.skip(), gr.skip())
-        if finished and last is not None:  # draw the graph behind the answer once it is complete
-            yield (*last, *engine.answer_graph(finished[0]))
+    def respond(message, history, *rest):
+        *settings, learner, conversation = rest
+        finished, last = [], None
+        for step, last in enumerate(chat_turn(engine, message, history, *settings, on_reply=finished.append)):
+            # Only the first step empties the question box: the learner may type the next question meanwhile.
+            last = (last[0], last[1] if step == 0 else gr.skip(), last[2])
+            yield (*last, gr.skip(), gr.skip(), *(gr.skip() for _ in range(n_kept)))
+        if not finished or last is None:
+            return
+        kept = tuple(gr.skip() for _ in range(n_kept))
+        try:  # the turn's messages are what this answer added to the chat
+            view = desk.keep(learner, conversation, message, finished[0], last[0][len(history or []):])
+            kept = (*view[1:], gr.update(choices=desk.choices(learner), value=view.conversation))
+        except (BadLearner, OSError, sqlite3.Error) as exc:
+            gr.Warning(f"This answer was not kept: {exc}")
+        yield (*last, *engine.answer_graph(finished[0]), *kept)
+
+    return respond
+
+
+def _wire_chat(engine: Engine, desk: ConversationDesk, learner: gr.Textbox, chat: _ChatTab,
+               attention: gr.Textbox | None, graph_outputs: list) -> None:
+    """Ask (button or Enter) answers, draws the graph behind the answer and keeps the turn; the conversations
+    panel restores, switches, exports and copies (:func:`app.conversations_panel.wire_panel`)."""
+    panel = chat.panel
+    inputs = [chat.message, chat.chatbot, *chat.settings, learner, panel.conversation]
+    kept_outputs = [*panel.shown_outputs(chat.chatbot)[1:], panel.past]
+    turn_outputs = [chat.chatbot, chat.message, chat.note_links, *graph_outputs, *kept_outputs]
+    respond = _responder(engine, desk, len(kept_outputs))
 
     if attention is not None:
         # The attention tab looks at the last question. Registered before `respond`, which clears the
@@ -295,9 +329,10 @@ def _wire_chat(engine: Engine, chat: _ChatTab, attention: gr.Textbox | None, gra
 
         for event in (chat.send.click, chat.message.submit):
             event(keep_question, [chat.message, attention], attention, queue=False, api_visibility="private")
-    chat.send.click(respond, inputs, turn_outputs, api_visibility="private")
-    chat.message.submit(respond, inputs, turn_outputs, api_visibility="private")
-    chat.clear.click(lambda: ([], "", gr.update(choices=[], value=None)), None, outputs, api_visibility="private")
+    # A question asked while the last answer is still being finished (its graph drawn, the turn kept) waits for it,
+    # instead of being dropped (Gradio's default for a click is to ignore it while the event runs).
+    for event in (chat.send.click, chat.message.submit):
+        event(respond, inputs, turn_outputs, api_visibility="private", trigger_mode="always_last")
 
 
 def _wire_notes(engine: Engine, tabs: gr.Tabs, notes: _NotesTab, note_links: gr.Dropdown,
@@ -333,15 +368,21 @@ def _chat_api(engine: Engine) -> None:
 
 def build_ui(engine: Engine) -> gr.Blocks:
     """The app: the Chat, Notes, Practice, Knowledge graph and Inside the model tabs, wired together."""
+    desk = ConversationDesk(engine.settings)
     with gr.Blocks(title="mathrag: chat with the math notes", analytics_enabled=False) as demo:
-        gr.Markdown("## mathrag · chat with the math-for-ML notes, offline, with sources you can check")
+        with gr.Row(equal_height=True):
+            gr.Markdown("## mathrag · chat with the math-for-ML notes, offline, with sources you can check")
+            # Empty until the page has loaded: then the name the browser remembers (or "me") is put in.
+            learner = gr.Textbox("", label="Learner (your conversations and practice; Enter to switch)",
+                                 placeholder=DEFAULT_LEARNER, max_lines=1, scale=0, min_width=240, elem_id="learner")
         with gr.Tabs() as tabs:
             chat = _chat_tab(engine)
             notes = _notes_tab(engine)
-            practice_tab(PracticeDesk(engine.notes, engine.settings))
+            practice_tab(PracticeDesk(engine.notes, engine.settings), learner)
             graph_picture, graph_legend = graph_tab(engine)
             attention = attention_tab(engine)
-        _wire_chat(engine, chat, attention, [graph_picture, graph_legend])
+        _wire_chat(engine, desk, learner, chat, attention, [graph_picture, graph_legend])
+        wire_panel(desk, chat.panel, learner, chat.chatbot, chat.new, chat.note_links, demo)
         _wire_notes(engine, tabs, notes, chat.note_links, chat.open_note)
         _chat_api(engine)
     return demo

@@ -38,7 +38,7 @@ HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {}  # suite
 RATIOS: dict[str, Callable[[dict], list[Ratio]]] = {}  # suite -> its ratios, drawn together in bench_ratios.png
 # The suites, in the order they run and are reported; imported on first use (they load models and libraries).
 SUITE_MODULES = ("bench.rag_suite", "bench.scratch_suite", "bench.scale_suite", "bench.graph_suite",
-                 "bench.reliability_suite", "bench.finetune_suite")
+                 "bench.vault_suite", "bench.reliability_suite", "bench.finetune_suite")
 
 
 def suite(name: str):

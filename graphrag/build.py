@@ -37,12 +37,14 @@ from collections import Counter
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import PurePosixPath
+from urllib.parse import unquote
 
 import networkx as nx
 
 from graphrag.concepts import Concept, ConceptMatcher, extract_concepts, note_id
 from rag.chunking import Chunk
 from rag.corpus import Note
+from rag.vault import slug_of
 
 EDGE_TYPES = ("prerequisite_of", "links_to", "defines", "mentions", "related")
 # How strongly an edge of each type ties two concepts, times the edge's own weight (1 for these types; a
@@ -58,7 +60,7 @@ def linked_slugs(note: Note, slugs: set[str]) -> list[tuple[str, int]]:
     """(target slug, offset in the body) for each Markdown link from the note to another note."""
     out = []
     for m in _LINK.finditer(note.body):
-        slug = PurePosixPath(m.group(1)).stem
+        slug = slug_of(unquote(PurePosixPath(m.group(1)).stem))  # a vault's "Chain%20Rule.md" is chain_rule
         if slug in slugs and slug != note.slug:
             out.append((slug, m.start()))
     return out

@@ -60,6 +60,7 @@ from rag.chunking import IN_SHORT, Chunk
 from rag.corpus import Note
 from rag.mathnorm import normalize_math
 from rag.support import content_words
+from rag.text import link_text
 
 ASKS = ("definition", "formula", "why", "how", "compare", "example", "failure")
 
@@ -174,7 +175,7 @@ def chunk_sentences(chunk: Chunk) -> list[Sentence]:
     section = parts[1] if len(parts) > 1 else "summary"
     subsection = parts[2] if len(parts) > 2 else ""
     out: list[Sentence] = []
-    for block in re.split(r"\n\s*\n", chunk.text):
+    for block in re.split(r"\n\s*\n", link_text(chunk.text)):
         block = block.strip()
         if not block or block.startswith(("```", "|", "#")):
             continue

@@ -9,6 +9,10 @@ Everything downstream (chunking, the index, the knowledge graph, fine-tuning
 data) reads notes through :func:`load_corpus`, so a note that breaks the rules
 is reported here once, with its path, instead of failing somewhere deep inside.
 
+Any folder of ordinary Markdown notes (an Obsidian vault) is read too: what front matter would say is taken
+from the note itself, and ``[[wikilinks]]`` become links (:mod:`rag.vault`); the rules above are the project's
+own notes' rules, checked by :func:`validate_note`, not conditions for being read.
+
 Run ``python -m rag.corpus [paths...]`` to validate notes from the shell.
 """
 
@@ -25,6 +29,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import yaml
+
+from rag import vault
 
 AREAS = (  # in the order a learner meets them (the graph's colours and learning paths follow it)
     "discrete_math",
@@ -138,7 +144,9 @@ def repo_root() -> Path:
 
 
 def default_corpus_dir() -> Path:
-    return repo_root() / "corpus"
+    from rag.settings import get_settings
+
+    return get_settings().corpus_dir
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -154,21 +162,19 @@ def parse_note(path: Path, root: Path | None = None) -> Note:
     source = _relative(path, root)
     lines = _read_note_text(path, source).splitlines()
     meta, end = _front_matter(lines, source)
-    title = meta.get("title")
-    if not isinstance(title, str) or not title.strip():
-        raise NoteError(f"{source}: front matter has no 'title'")
-    return Note(
-        slug=path.stem,
-        area=str(meta.get("area") or ""),
-        title=title.strip(),
+    body = "\n".join(lines[end + 1 :]) + "\n"
+    return Note(  # what front matter does not say is read from the note itself (rag.vault: any Markdown folder)
+        slug=path.stem if SLUG_RE.match(path.stem) else vault.slug_of(path.stem),
+        area=str(meta.get("area") or path.parent.name),  # corpus/<area>/<slug>.md (a vault: rag.vault)
+        title=vault.title_of(body, meta, path.stem),
         tags=_str_list(meta, "tags", source),
         prerequisites=_str_list(meta, "prerequisites", source),
         related_code=_str_list(meta, "related_code", source),
-        summary=str(meta.get("summary") or "").strip(),
+        summary=str(meta.get("summary") or "").strip() or vault.summary_of(body),
         aliases=_str_list(meta, "aliases", source),
         definition=str(meta.get("definition") or "").strip(),
         definitions=_definitions(meta.get("definitions"), source),
-        body="\n".join(lines[end + 1 :]) + "\n",
+        body=body,
         path=path.resolve(),
         source=source,
         body_line=end + 2,
@@ -194,9 +200,10 @@ def _read_note_text(path: Path, source: str) -> str:
 
 
 def _front_matter(lines: list[str], source: str) -> tuple[dict, int]:
-    """The YAML front matter as a mapping, and the index of the line that closes it."""
+    """The YAML front matter as a mapping, and the index of the line that closes it ({} and -1 when the file has
+    none: an ordinary Markdown note)."""
     if not lines or lines[0].strip() != "---":
-        raise NoteError(f"{source}: missing YAML front matter (the file must start with a '---' line)")
+        return {}, -1
     try:
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
     except StopIteration:
@@ -242,8 +249,8 @@ def definition_problem(sentence: str) -> str | None:
 
 
 def note_paths(corpus_dir: Path | None = None) -> list[Path]:
-    corpus_dir = corpus_dir or default_corpus_dir()
-    return sorted(p for p in corpus_dir.rglob("*.md") if p.is_file() and p.name.lower() != "readme.md")
+    """The Markdown files of the folder and its subfolders, hidden folders and README.md left out."""
+    return vault.scan(corpus_dir or default_corpus_dir())[0]
 
 
 def load_corpus(corpus_dir: Path | None = None, root: Path | None = None) -> list[Note]:
@@ -257,7 +264,12 @@ def load_corpus(corpus_dir: Path | None = None, root: Path | None = None) -> lis
     root = root or corpus_dir.parent
     notes = []
     inside = corpus_dir.resolve()
-    for path in note_paths(corpus_dir):
+    paths, left_out = vault.scan(corpus_dir)
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
+        warnings.warn(f"not read: {len(left_out)} hidden folder(s) or file(s) that are not Markdown notes "
+                      f"({shown})", stacklevel=2)
+    for path in paths:
         if not path.resolve().is_relative_to(inside):
             name = Path(os.path.relpath(path, root)).as_posix()
             warnings.warn(f"skipping note: {name}: a link to {path.resolve()}, outside {corpus_dir}", stacklevel=2)
@@ -266,7 +278,7 @@ def load_corpus(corpus_dir: Path | None = None, root: Path | None = None) -> lis
             notes.append(parse_note(path, root))
         except NoteError as exc:
             warnings.warn(f"skipping note: {exc}", stacklevel=2)
-    return notes
+    return vault.resolve_wikilinks(vault.unique_slugs(vault.folder_areas(notes, corpus_dir)))
 
 
 # --------------------------------------------------------------------------- Markdown helpers
@@ -420,8 +432,8 @@ def _front_matter_problems(note: Note, root: Path) -> list[str]:
     for key in meta:
         if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
             problems.append(f"front matter has unknown key '{key}'")
-    if not SLUG_RE.match(note.slug):
-        problems.append(f"file name '{note.slug}' is not a snake_case slug")
+    if not SLUG_RE.match(note.path.stem):
+        problems.append(f"file name '{note.path.stem}' is not a snake_case slug")
     if note.area not in AREAS:
         problems.append(f"area '{note.area}' is not one of {', '.join(AREAS)}")
     elif note.path.parent.name != note.area:

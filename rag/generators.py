@@ -47,6 +47,7 @@ import numpy as np
 from rag.artifacts import staged_folder
 from rag.models import GENERATOR_MODEL_ID, generator_gguf_path, load_embedder
 from rag.settings import Settings, get_settings
+from rag.text import link_text
 
 GENERATOR_KINDS = ("composed", "smollm2", "smollm2+lora:<adapter>", "scratch", "hf:<path>", "openai:<base_url>#<model>",
                    "extractive")
@@ -299,7 +300,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z$(])")
 def context_sentences(text: str) -> list[str]:
     """Prose sentences of a chunk; display math and code stay attached to the sentence before them."""
     sentences: list[str] = []
-    for block in re.split(r"\n\s*\n", text):
+    for block in re.split(r"\n\s*\n", link_text(text)):
         block = block.strip()
         if not block or block.startswith(("```", "|", "#")):
             continue
@@ -354,7 +355,11 @@ class ExtractiveGenerator:
     def answer(self, question: str, context: Sequence[ContextChunk], query_vector: np.ndarray | None = None) -> str:
         """The best few context sentences for ``question``, in reading order, each cited. ``query_vector``:
         the question's normalized embedding, when the caller has it (else it is embedded here)."""
-        candidates = [(c.number, s) for c in context for s in context_sentences(c.text)]
+        first: dict[str, int] = {}  # sentence -> the first chunk that has it: a sentence is said once
+        for c in context:
+            for s in context_sentences(c.text):
+                first.setdefault(s, c.number)
+        candidates = [(n, s) for s, n in first.items()]
         if not question.strip() or not candidates:
             return NOT_COVERED
         model = load_embedder()

@@ -1,9 +1,13 @@
 """Where things live: the repository, the notes, and the data directory.
 
 Everything the project generates (converted model, indexes, graph, adapters,
-reports, plots) goes under one directory, ``MATHRAG_HOME`` (default
-``.mathrag/`` at the repository root, git-ignored), so deleting it resets the
-project to a fresh clone.
+reports, plots) goes under one directory, ``MATHRAG_HOME``, so deleting it resets the
+project to a fresh clone. Unless set, it is ``.mathrag/`` at the repository root (git-ignored) when mathrag
+runs from a checkout, and the platform's user data directory when it was installed with ``pip install .``
+(``~/.local/share/mathrag`` on Linux, ``~/Library/Application Support/mathrag`` on macOS).
+
+The notes are ``MATHRAG_CORPUS`` when set (any Markdown folder, see :mod:`rag.vault`), else the checkout's
+``corpus/``, else the copy an installed package carries (the ``mathrag_notes`` package data).
 """
 
 from __future__ import annotations
@@ -18,14 +22,37 @@ MODES = ("dense", "bm25", "hybrid")  # retrieval modes (the graph adds its own: 
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")  # FAISS index kinds; "auto" is flat below FLAT_LIMIT chunks
 
 
+def in_checkout() -> bool:
+    """Whether the code runs from the repository (a clone, an editable install), not from an installed package."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "corpus").is_dir()
+
+
 def _home_from_env() -> Path:
     value = os.environ.get("MATHRAG_HOME")
-    return Path(value).expanduser().resolve() if value else REPO_ROOT / ".mathrag"
+    if value:
+        return Path(value).expanduser().resolve()
+    if in_checkout():
+        return REPO_ROOT / ".mathrag"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("mathrag", appauthor=False))
+
+
+def packaged_notes() -> Path:
+    """The notes an installed package carries (a folder of Markdown, so a namespace package: no ``__init__``)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("mathrag_notes")
+    if spec is None or not spec.submodule_search_locations:
+        return REPO_ROOT / "corpus"  # neither a checkout nor an installed package: say so where it is read
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _corpus_from_env() -> Path:
     value = os.environ.get("MATHRAG_CORPUS")
-    return Path(value).expanduser().resolve() if value else REPO_ROOT / "corpus"
+    if value:
+        return Path(value).expanduser().resolve()
+    return REPO_ROOT / "corpus" if in_checkout() else packaged_notes()
 
 
 def _embedder_from_env() -> str:

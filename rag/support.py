@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from rag.mathnorm import normalize_math
+from rag.text import link_text
 
 CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 MIN_WORD_SUPPORT = 0.8
@@ -182,7 +183,7 @@ def cited_numbers(sentence: str) -> list[int]:
 
 def _plain(text: str) -> str:
     """Text for the verbatim test: no citations, Markdown emphasis or spacing differences."""
-    text = CITATION_RE.sub(" ", text)
+    text = CITATION_RE.sub(" ", link_text(text))
     text = re.sub(r"[*_`]", "", text)
     return re.sub(r"\s+", " ", text).strip().rstrip(".").strip().lower()
 

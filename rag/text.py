@@ -84,3 +84,12 @@ def withhold_instructions(text: str) -> tuple[str, int]:
         return sentence
 
     return _SENTENCE.sub(swap, text), count
+
+
+NOTE_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\([^)\s]+\.md(?:#[^)\s]*)?\)")
+
+
+def link_text(text: str) -> str:
+    """Links to other notes as their text (``[the SVD](../linear_algebra/svd.md)`` -> ``the SVD``): in an answer a
+    note's relative path leads nowhere, and the sources list names the notes."""
+    return NOTE_LINK.sub(r"\1", text)

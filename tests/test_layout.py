@@ -116,3 +116,16 @@ def test_every_function_fits_on_a_screen(package):
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
     assert not long, f"longer than {MAX_FUNCTION_LINES} lines: " + "; ".join(long)
+
+
+def test_every_code_package_and_the_notes_ship_in_the_wheel():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = [p.parent for p in ROOT.glob("*/__init__.py") if not p.parent.name.startswith((".", "tests"))]
+    found = {p.parent.relative_to(ROOT).as_posix().replace("/", ".") for r in roots for p in r.rglob("__init__.py")}
+    assert found | {"mathrag_notes"} == set(config["packages"])
+    assert config["package-dir"] == {"mathrag_notes": "corpus"} and config["package-data"]["mathrag_notes"] == [
+        "*/*.md"]
+    assert all(len(p.relative_to(ROOT / "corpus").parts) == 2 for p in (ROOT / "corpus").rglob("*.md")
+               if p.name != "README.md")  # every note matches the glob the wheel takes

@@ -45,6 +45,14 @@ class BadLearner(ValueError):
     """A learner name that cannot be used; the message says why."""
 
 
+def check_learner(name: str) -> str:
+    """The learner's name without surrounding spaces, or a one-line ``BadLearner``."""
+    name = (name or "").strip()
+    if not LEARNER.match(name):
+        raise BadLearner(f"learner name {name!r}: use 1-40 letters, digits, spaces, . ' or -")
+    return name
+
+
 def practice_db(settings: Settings | None = None) -> Path:
     return (settings or get_settings()).home / "practice.sqlite3"
 
@@ -88,9 +96,7 @@ class Progress:
 
     def learner(self, name: str) -> str:
         """The learner's name, registered if new."""
-        name = name.strip()
-        if not LEARNER.match(name):
-            raise BadLearner(f"learner name {name!r}: use 1-40 letters, digits, spaces, . ' or -")
+        name = check_learner(name)
         with self.db:
             self.db.execute("INSERT OR IGNORE INTO learners VALUES (?, ?)", (name, now_utc().isoformat()))
         return name

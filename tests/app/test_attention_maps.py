@@ -3,12 +3,12 @@ causal attention rows, one PNG per head is written with a manifest, and bad inpu
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mathrag_cli import run_mathrag
 from PIL import Image
 
 from app import attention_maps as am
@@ -20,8 +20,8 @@ MATHRAG = str(Path(sys.executable).with_name("mathrag"))
 TEXT = "The SVD writes a matrix as U Sigma V transpose."
 
 
-def run(*args, timeout=300):
-    return subprocess.run([MATHRAG, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=timeout)
+def run(*args, timeout=None):
+    return run_mathrag(*args)
 
 
 @pytest.fixture(scope="module")

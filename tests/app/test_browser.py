@@ -5,6 +5,7 @@ Chromium can be installed the test is skipped with the reason, except in CI
 (CI=true), where it must run.
 """
 
+import json
 import os
 import re
 import shutil
@@ -26,16 +27,33 @@ if not Path(CHROMIUM).exists():
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(app_url, wait_until="load")
-        page.wait_for_selector("#question textarea", timeout=60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    return opened(page, app_url)
+
+
+def opened(page, url: str):
+    """The page at ``url`` once the app has restored it (the learner box is filled in when that is done)."""
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    page.wait_for_function("document.querySelector('#learner input').value !== ''", timeout=60_000)
+    return page
+
+
+def switch_learner(page, name: str) -> None:
+    page.locator("#learner input").fill(name)
+    page.locator("#learner input").press("Enter")
+    page.get_by_text(f"Learner: {name}.").first.wait_for(timeout=30_000)  # the app says it switched
 
 
 def ask(page, question: str, timeout_ms: int = 180_000):
@@ -185,7 +203,7 @@ def test_practice_tab_grades_a_right_a_wrong_and_an_unreadable_answer(page):
 
     book = build_exercises()
     page.get_by_role("tab", name="Practice").click()
-    page.locator("#practice-learner textarea").fill("browser test")
+    switch_learner(page, "browser test")
     page.locator("#practice-note input").fill("Activation Functions")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
@@ -215,3 +233,67 @@ def test_practice_tab_grades_a_right_a_wrong_and_an_unreadable_answer(page):
     page.wait_for_function("document.querySelector('#practice-study').innerText.includes('Study next')",
                            timeout=60_000)
     page.get_by_role("tab", name="Chat").click()
+
+
+def chat_text(page) -> str:
+    return page.locator("#chatbot").inner_text()
+
+
+def test_a_conversation_is_kept_across_a_reload_and_a_restart_exported_and_copied(browser, engine, free_port,
+                                                                                    tmp_path):
+    """Two questions, then a reload, then a restart of the server on the same address: the conversation is there
+    each time (the browser remembers which one was open, the store keeps it). It exports as Markdown and JSON,
+    the copy button puts the last answer with its sources on the clipboard, and New chat / Delete do what they say."""
+    from app.server import launch
+
+    port = free_port()
+    demo, url = launch(engine, port=port, block=False)
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    try:
+        opened(page, url)
+        switch_learner(page, "keeper")
+        ask(page, "What is the derivative of tanh?")
+        ask(page, "What is the sigmoid function?")
+        before = chat_text(page)
+        assert "tanh" in before and "sigmoid" in before.lower()
+        page.wait_for_function("document.querySelector('#past-conversations input').value.includes('tanh')",
+                               timeout=30_000)
+
+        page.locator("#copy-answer").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert "Sources:" in copied and "corpus/neural_networks/activation_functions.md" in copied
+        with page.expect_download() as got:
+            page.locator("#export-markdown").click()
+        markdown = Path(got.value.path()).read_text()
+        assert markdown.startswith("# What is the derivative of tanh?")
+        assert "## 2. What is the sigmoid function?" in markdown
+        assert markdown.count("Sources:") == 2 and "*Support:" in markdown
+        with page.expect_download() as got:
+            page.locator("#export-json").click()
+        data = json.loads(Path(got.value.path()).read_text())
+        assert data["learner"] == "keeper" and len(data["turns"]) == 2 and data["turns"][1]["citations"]
+
+        opened(page, url)  # a reload: the same conversation, for the same learner
+        assert "sigmoid function?" in chat_text(page) and page.locator("#learner input").input_value() == "keeper"
+
+        demo.close()  # a restart: a new server on the same address, the browser still open
+        demo, _ = launch(engine, port=port, block=False)
+        opened(page, url)
+        assert "sigmoid function?" in chat_text(page) and "derivative of tanh" in chat_text(page)
+
+        page.locator("#new-conversation").click()  # a new chat: empty, and the old one still listed
+        page.wait_for_function("!document.querySelector('#chatbot').innerText.includes('tanh')", timeout=30_000)
+        page.locator("#past-conversations input").click()
+        page.get_by_role("option", name=re.compile("derivative of tanh")).click()
+        page.wait_for_function("document.querySelector('#chatbot').innerText.includes('sigmoid function?')",
+                               timeout=30_000)
+        page.locator("#delete-conversation").click()
+        page.wait_for_function("!document.querySelector('#chatbot').innerText.includes('tanh')", timeout=30_000)
+        from app.conversations import ConversationStore
+
+        assert ConversationStore.open(engine.settings).conversations("keeper") == []
+    finally:
+        context.close()
+        demo.close()

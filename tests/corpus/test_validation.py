@@ -98,18 +98,22 @@ def test_bad_yaml_names_the_file(tmp_path):
         parse_note(path, root=tmp_path)
 
 
-def test_missing_title_names_the_file(tmp_path):
+def test_a_missing_title_is_read_from_the_note_and_named_by_the_rules(tmp_path):
     path = write_note(tmp_path, front="area: calculus\ntags: [x]\n")
-    with pytest.raises(NoteError, match=r"calculus/tiny\.md: front matter has no 'title'"):
-        parse_note(path, root=tmp_path)
+    note = parse_note(path, root=tmp_path)  # any Markdown note is read (rag.vault) ...
+    assert note.title == "Tiny Note"  # no title in the front matter: the first heading
+    assert "front matter is missing 'title'" in validate_note(note, root=tmp_path)  # ... the project's rules hold
 
 
-def test_missing_front_matter_names_the_file(tmp_path):
+def test_a_note_without_front_matter_is_read_and_named_by_the_rules(tmp_path):
     path = tmp_path / "calculus" / "bare.md"
     path.parent.mkdir(parents=True)
-    path.write_text("# Just a heading\n", encoding="utf-8")
-    with pytest.raises(NoteError, match=r"calculus/bare\.md: missing YAML front matter"):
-        parse_note(path, root=tmp_path)
+    path.write_text("# Just a heading\n\nA first paragraph that says what the note is about.\n", encoding="utf-8")
+    note = parse_note(path, root=tmp_path)
+    assert (note.title, note.area, note.summary) == ("Just a heading", "calculus",
+                                                      "A first paragraph that says what the note is about.")
+    problems = validate_note(note, root=tmp_path)
+    assert "front matter is missing 'summary'" in problems and "front matter is missing 'tags'" in problems
 
 
 def test_load_corpus_skips_a_broken_note_and_keeps_the_rest(tmp_path):

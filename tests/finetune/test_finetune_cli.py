@@ -5,11 +5,11 @@ generator list), and the before/after report."""
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mathrag_cli import run_mathrag
 
 MATHRAG = str(Path(sys.executable).with_name("mathrag"))
 
@@ -21,9 +21,8 @@ def run(ft_settings):
     env = {**os.environ, "MATHRAG_HOME": str(ft_settings.home), "MATHRAG_CORPUS": str(ft_settings.corpus_dir)}
     env.pop("MATHRAG_EMBEDDER", None)
 
-    def mathrag(*args, timeout=600):
-        return subprocess.run([MATHRAG, *args], capture_output=True, text=True, env=env, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+    def mathrag(*args, timeout=None):
+        return run_mathrag(*args, env=env)
 
     return mathrag
 

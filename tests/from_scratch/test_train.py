@@ -7,13 +7,13 @@ import os
 import random
 import shutil
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mathrag_cli import run_mathrag
 from safetensors.torch import load_file
 
 from from_scratch.checkpoint import CheckpointError, load_checkpoint, read_train_config, save_checkpoint
@@ -270,8 +270,8 @@ def test_sample_is_reproducible_with_a_seed(trained):
 # --------------------------------------------------------------------------- the command line
 
 
-def run(*args, timeout=120):
-    return subprocess.run([MATHRAG, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=timeout)
+def run(*args, timeout=None):
+    return run_mathrag(*args)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """Learning paths, neighbours and the `mathrag graph` / graph-mode commands on the real corpus."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mathrag_cli import run_mathrag
 
 from graphrag.build import prerequisite_graph
 from graphrag.paths import UnknownConcept, learning_path, neighbors, resolve
@@ -14,8 +13,8 @@ from graphrag.paths import UnknownConcept, learning_path, neighbors, resolve
 MATHRAG = str(Path(sys.executable).with_name("mathrag"))
 
 
-def run(*args, timeout=600):
-    return subprocess.run([MATHRAG, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=timeout)
+def run(*args, timeout=None):
+    return run_mathrag(*args)
 
 
 def test_a_learning_path_puts_every_prerequisite_before_what_needs_it(full_graph):

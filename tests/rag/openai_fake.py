@@ -1,4 +1,6 @@
-"""A tiny OpenAI-compatible chat server for tests: streams its reply as server-sent events."""
+"""A scripted OpenAI-compatible chat server: it streams a reply the test chose (a false sentence, a mixed one),
+so the support check can be tested on replies no real model can be made to write on cue. The ``openai:`` generator
+itself is tested against mathrag's own real ``/v1`` (tests/app/test_openai_api.py)."""
 
 import json
 import re

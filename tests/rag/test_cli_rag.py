@@ -8,14 +8,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from mathrag_cli import run_mathrag
 
 MATHRAG = str(Path(sys.executable).with_name("mathrag"))
 TANH = "corpus/neural_networks/activation_functions.md"
 
 
-def run(*args, timeout=600):
-    return subprocess.run([MATHRAG, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+def run(*args):
+    return run_mathrag(*args)
 
 
 @pytest.fixture(scope="module", autouse=True)

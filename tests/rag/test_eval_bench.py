@@ -2,11 +2,11 @@
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mathrag_cli import run_mathrag
 
 from rag.evaluation import DATASET, Question, evaluate_answers, evaluate_retrieval, load_questions, term_found
 from rag.options import AskOptions
@@ -15,8 +15,7 @@ MATHRAG = str(Path(sys.executable).with_name("mathrag"))
 
 
 def run(*args):
-    return subprocess.run([MATHRAG, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=900,
-                          stdin=subprocess.DEVNULL)
+    return run_mathrag(*args)
 
 
 def test_the_development_set_is_well_formed():
@@ -174,5 +173,5 @@ def test_bench_rejects_an_unknown_suite():
     result = run("bench", "--suite", "nope")
     said = result.stderr.removeprefix("mathrag: error: ").strip()
     assert result.returncode == 2 and said.startswith("unknown suite 'nope'; choose one of ")
-    assert set(said.split("choose one of ")[1].split(", ")) == {"rag", "scratch", "scale", "graph", "reliability",
-                                                                 "finetune"}
+    assert set(said.split("choose one of ")[1].split(", ")) == {"rag", "scratch", "scale", "graph", "vault",
+                                                                 "reliability", "finetune"}

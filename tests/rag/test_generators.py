@@ -5,34 +5,11 @@ import socket
 from pathlib import Path
 
 import pytest
-from openai_fake import FakeOpenAI, fake_openai
 
 from rag.generators import ContextChunk, GeneratorError, context_sentences, get_generator
 from rag.settings import Settings
 
 MESSAGES = [{"role": "user", "content": "Reply with one short sentence about vectors."}]
-
-
-@pytest.fixture
-def openai_server():
-    with fake_openai() as url:
-        yield url
-
-
-def test_openai_compatible_server_streams(openai_server):
-    gen = get_generator(f"openai:{openai_server}#tiny-model")
-    pieces = list(gen.stream(MESSAGES, max_new_tokens=32, temperature=0.0))
-    assert "".join(pieces) == "The gradient points uphill [1]." and len(pieces) == 3
-    (request,) = FakeOpenAI.requests
-    assert request["path"] == "/v1/chat/completions"
-    assert request["body"]["stream"] is True and request["body"]["max_tokens"] == 32
-    assert request["body"]["messages"] == MESSAGES
-
-
-def test_openai_server_error_is_clear(openai_server):
-    gen = get_generator(f"openai:{openai_server}#other-model")
-    with pytest.raises(GeneratorError, match="answered HTTP 404"):
-        list(gen.stream(MESSAGES))
 
 
 def test_unreachable_server_names_the_url():

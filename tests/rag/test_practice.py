@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mathrag_cli import run_mathrag
 
 from rag.practice.check import evaluate
 from rag.practice.exercises import KINDS, build_exercises, slips
@@ -185,8 +186,7 @@ def test_practice_cli(tmp_path):
     env = {**os.environ, "MATHRAG_HOME": str(tmp_path)}
 
     def run(*args):
-        return subprocess.run([MATHRAG, "practice", "--learner", "dee", *args], capture_output=True, text=True,
-                              env=env, timeout=120)
+        return run_mathrag("practice", "--learner", "dee", *args, env=env)
 
     quiz = run("quiz", "--note", "activation_functions", "--count", "5", "--reveal", "--json")
     assert quiz.returncode == 0, quiz.stderr
